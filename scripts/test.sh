@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The project's one test command: installs the test lab's prerequisites (docker, debootstrap;
+# starts dockerd), builds the lab image (cached), then runs every test.
+#   scripts/test.sh [cargo test args...]     e.g. scripts/test.sh --test lab_smoke
+# Needs root on a fresh Debian 12 machine (apt-get, dockerd, debootstrap), and rustup's cargo.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if [ -z "${HOME:-}" ]; then
+  HOME="$(getent passwd "$(id -u)" | cut -d: -f6)"
+  export HOME
+fi
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+command -v cargo >/dev/null 2>&1 || { echo "test.sh: cargo not found (install Rust with rustup)" >&2; exit 1; }
+
+bash tests/lab/lab.sh deps
+bash tests/lab/lab.sh image
+
+# Labs started by this run carry this id, so that labs a killed test could not tear down
+# are removed at the end (and only this run's: other runs' labs are left alone).
+SLIPWAY_LAB_RUN="run-$$-$(date +%s)"
+export SLIPWAY_LAB_RUN
+trap 'bash tests/lab/lab.sh down-run "$SLIPWAY_LAB_RUN" || true' EXIT
+
+cargo test --release --locked "$@"

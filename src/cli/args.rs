@@ -1,0 +1,116 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "slipway",
+    version,
+    about = "Turns fresh Ubuntu 24.04 and Debian 12 machines into hardened Docker Swarm hosts over SSH",
+    long_about = None,
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// When to colour output (NO_COLOR in the environment means never, unless always is given)
+    #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
+    pub color: Color,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Human, global = true)]
+    pub format: Format,
+
+    /// More detail: remote command counts, host facts; -vv adds tracing output
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Observe every host and show what apply would change
+    Plan(PlanArgs),
+    /// Converge the hosts: plan, confirm, apply, verify (or apply a saved plan exactly)
+    Apply(ApplyArgs),
+    /// Show what slipway observes on a host
+    Facts(FactsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct Selection {
+    /// Inventory file (TOML)
+    #[arg(short, long, value_name = "INVENTORY")]
+    pub inventory: Option<PathBuf>,
+
+    /// Only these hosts or groups (comma-separated)
+    #[arg(short, long, value_name = "HOST|GROUP[,..]")]
+    pub limit: Option<String>,
+
+    /// How many hosts to work on at once
+    #[arg(short, long, default_value_t = 20, value_name = "N")]
+    pub forks: usize,
+
+    /// Extra variable, highest precedence (repeatable): -e key=value
+    #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
+    pub extra_vars: Vec<String>,
+
+    /// Templates directory (default: templates/ beside the playbook or its parent)
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub sel: Selection,
+
+    /// Playbook file (TOML)
+    pub playbook: PathBuf,
+
+    /// Save the plan to this file, for `slipway apply FILE`
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Exit 0 when there are no changes, 2 when there are, 1 on error
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub sel: Selection,
+
+    /// A playbook (with -i), or a plan file saved by `plan --out`
+    #[arg(value_name = "PLAYBOOK|PLAN")]
+    pub target: PathBuf,
+
+    /// Apply without asking (required when stdin is not a terminal)
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FactsArgs {
+    /// Inventory file (TOML)
+    #[arg(short, long, value_name = "INVENTORY")]
+    pub inventory: PathBuf,
+
+    /// The host to observe
+    pub host: String,
+}

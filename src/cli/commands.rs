@@ -1,0 +1,250 @@
+//! What each subcommand does, in terms of the library.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use super::args::{ApplyArgs, Command, FactsArgs, PlanArgs, Selection};
+use super::{CliError, EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Format, Ui};
+use crate::config::{Inventory, LoadOptions, Project};
+use crate::desired::{self, HostState};
+use crate::diag::SourceFile;
+use crate::engine::{Engine, HostReport, Session};
+use crate::plan::Plan;
+use crate::plan::saved::SavedPlan;
+use crate::redact::Redactor;
+use crate::render::{human::Human, json};
+
+pub async fn run(command: Command, ui: &Ui) -> Result<i32, CliError> {
+    match command {
+        Command::Plan(a) => plan(a, ui).await,
+        Command::Apply(a) => apply(a, ui).await,
+        Command::Facts(a) => facts(a, ui).await,
+    }
+}
+
+fn load_options(sel: &Selection, playbook: &std::path::Path) -> Result<LoadOptions, CliError> {
+    let inventory = sel.inventory.clone().ok_or_else(|| {
+        CliError::Message("no inventory: pass -i INVENTORY (a TOML file listing the hosts)".into())
+    })?;
+    Ok(LoadOptions {
+        inventory,
+        playbook: playbook.to_path_buf(),
+        extra_vars: sel.extra_vars.clone(),
+        limit: sel.limit.clone(),
+        templates_dir: sel.templates.clone(),
+    })
+}
+
+/// Everything the user wrote, checked; nothing has touched a host yet.
+fn prepare(opts: &LoadOptions, forks: usize) -> Result<(Engine, Vec<HostState>), CliError> {
+    let project = Project::load(opts)?;
+    let states = desired::build(&project)?;
+    Ok((
+        Engine {
+            forks,
+            redactor: project.redactor.clone(),
+        },
+        states,
+    ))
+}
+
+fn plan_of(sessions: &[Session]) -> Plan {
+    Plan {
+        hosts: sessions.iter().map(|s| s.plan.clone()).collect(),
+    }
+}
+
+fn human(ui: &Ui) -> Human {
+    Human {
+        palette: ui.palette,
+        verbose: ui.verbose > 0,
+    }
+}
+
+fn print_plan(ui: &Ui, plan: &Plan) {
+    match ui.format {
+        Format::Human => print!("{}", human(ui).plan(plan)),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json::plan(plan)).expect("json")
+        ),
+    }
+}
+
+fn print_report(ui: &Ui, reports: &[HostReport]) {
+    match ui.format {
+        Format::Human => print!("{}", human(ui).report(reports)),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json::report(reports)).expect("json")
+        ),
+    }
+}
+
+async fn plan(args: PlanArgs, ui: &Ui) -> Result<i32, CliError> {
+    let opts = load_options(&args.sel, &args.playbook)?;
+    let (engine, states) = prepare(&opts, args.sel.forks)?;
+    let progress = ui.progress();
+    let sessions = engine.open_all(states, false, progress.as_ref()).await;
+    let sessions = engine.close_all(sessions).await;
+    let plan = plan_of(&sessions);
+    print_plan(ui, &plan);
+    if let Some(out) = &args.out {
+        SavedPlan::new(opts, plan.clone())
+            .save(out)
+            .map_err(|e| CliError::Message(e.to_string()))?;
+        if ui.format == Format::Human {
+            println!(
+                "Saved the plan to {}; apply it with: slipway apply {}",
+                out.display(),
+                out.display()
+            );
+        }
+    }
+    Ok(if plan.summary().failed > 0 {
+        EXIT_ERROR
+    } else if args.detailed_exitcode && plan.has_changes() {
+        EXIT_CHANGES
+    } else {
+        EXIT_OK
+    })
+}
+
+async fn apply(args: ApplyArgs, ui: &Ui) -> Result<i32, CliError> {
+    if args.sel.inventory.is_none() {
+        return apply_saved(args, ui).await;
+    }
+    let opts = load_options(&args.sel, &args.target)?;
+    let (engine, states) = prepare(&opts, args.sel.forks)?;
+    let sessions = engine.open_all(states, true, ui.progress().as_ref()).await;
+    let plan = plan_of(&sessions);
+    print_plan(ui, &plan);
+    if !plan.has_changes() {
+        engine.close_all(sessions).await;
+        return Ok(if plan.summary().failed > 0 {
+            EXIT_ERROR
+        } else {
+            EXIT_OK
+        });
+    }
+    if !args.yes && !confirm(&plan)? {
+        engine.close_all(sessions).await;
+        eprintln!("Apply cancelled; nothing was changed.");
+        return Ok(EXIT_ERROR);
+    }
+    let reports = engine.apply_all(sessions, ui.progress().as_ref()).await;
+    print_report(ui, &reports);
+    Ok(if reports.iter().all(HostReport::ok) {
+        EXIT_OK
+    } else {
+        EXIT_ERROR
+    })
+}
+
+/// Asks on the terminal; without one, refuses (use --yes).
+fn confirm(plan: &Plan) -> Result<bool, CliError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::Message(
+            "refusing to apply without confirmation: stdin is not a terminal; pass --yes, or apply a saved plan".into(),
+        ));
+    }
+    let s = plan.summary();
+    eprint!(
+        "Apply {} changes to {} hosts? Only 'yes' is accepted: ",
+        s.changes, s.hosts_changing
+    );
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).ok();
+    Ok(answer.trim() == "yes")
+}
+
+async fn apply_saved(args: ApplyArgs, ui: &Ui) -> Result<i32, CliError> {
+    let saved = SavedPlan::load(&args.target).map_err(|e| {
+        CliError::Message(format!(
+            "{e}\n(to apply a playbook, pass the inventory: slipway apply -i INVENTORY PLAYBOOK)"
+        ))
+    })?;
+    let (engine, states) = prepare(&saved.inputs, args.sel.forks)?;
+    let names: Vec<&str> = states.iter().map(|s| s.host.name.as_str()).collect();
+    let planned: Vec<&str> = saved.plan.hosts.iter().map(|h| h.host.as_str()).collect();
+    if names != planned {
+        return Err(CliError::Message(format!(
+            "stale plan: it covers hosts [{}] but the inventory now selects [{}]; run plan again",
+            planned.join(", "),
+            names.join(", ")
+        )));
+    }
+    let sessions = engine.open_all(states, true, ui.progress().as_ref()).await;
+    let problems: Vec<String> = sessions
+        .iter()
+        .zip(&saved.plan.hosts)
+        .filter_map(|(s, h)| s.check_saved(h).err())
+        .collect();
+    if !problems.is_empty() {
+        engine.close_all(sessions).await;
+        return Err(CliError::Message(format!(
+            "refusing to apply {}: nothing was changed.\n{}",
+            args.target.display(),
+            problems.join("\n")
+        )));
+    }
+    if !saved.plan.has_changes() {
+        engine.close_all(sessions).await;
+        print_report(ui, &[]);
+        return Ok(EXIT_OK);
+    }
+    let reports = engine.apply_all(sessions, ui.progress().as_ref()).await;
+    print_report(ui, &reports);
+    Ok(if reports.iter().all(HostReport::ok) {
+        EXIT_OK
+    } else {
+        EXIT_ERROR
+    })
+}
+
+async fn facts(args: FactsArgs, ui: &Ui) -> Result<i32, CliError> {
+    let redactor = Redactor::default();
+    let inventory = Inventory::load(SourceFile::read(&args.inventory)?, &redactor)?;
+    let host = inventory.host(&args.host).cloned().ok_or_else(|| {
+        CliError::Message(format!(
+            "no host named `{}` in {}; known: {}",
+            args.host,
+            args.inventory.display(),
+            inventory
+                .hosts
+                .iter()
+                .map(|h| h.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    let engine = Engine { forks: 1, redactor };
+    let state = HostState {
+        host,
+        plays: Vec::new(),
+    };
+    let mut sessions = engine
+        .open_all(vec![state], false, ui.progress().as_ref())
+        .await;
+    let mut session = sessions.pop().expect("one host");
+    session.close().await;
+    if let Some(e) = &session.plan.error {
+        return Err(CliError::Message(format!("{}: {e}", args.host)));
+    }
+    let facts = session.plan.facts.clone().unwrap_or_default();
+    match ui.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&facts).expect("json")),
+        Format::Human => {
+            let value = serde_json::to_value(&facts).expect("json");
+            for (k, v) in value.as_object().expect("facts are an object") {
+                let v = match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Null => "-".into(),
+                    other => other.to_string(),
+                };
+                println!("{k:12} {v}");
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,108 @@
+//! The `slipway` binary's edge: arguments, output, exit codes. All the work
+//! happens in the library; this module decides how it is shown.
+
+mod args;
+mod commands;
+mod progress;
+
+use std::io::IsTerminal;
+
+use clap::Parser;
+
+pub use args::{Cli, Color, Command, Format};
+
+use crate::diag::InputError;
+use crate::render::Palette;
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_ERROR: i32 = 1;
+pub const EXIT_CHANGES: i32 = 2;
+
+/// How a command failed, for the edge to print.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("{0}")]
+    Message(String),
+}
+
+/// Output settings shared by every command.
+pub struct Ui {
+    pub palette: Palette,
+    pub format: Format,
+    pub verbose: u8,
+    /// Progress bars only on a terminal, for humans.
+    pub bars: bool,
+}
+
+impl Ui {
+    fn new(cli: &Cli) -> Self {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let on = match cli.color {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => !no_color && std::io::stdout().is_terminal(),
+        };
+        Self {
+            palette: Palette { on },
+            format: cli.format,
+            verbose: cli.verbose,
+            bars: std::io::stderr().is_terminal() && cli.format == Format::Human,
+        }
+    }
+
+    pub fn progress(&self) -> Box<dyn crate::engine::Progress> {
+        match (self.bars, self.format) {
+            (true, _) => Box::new(progress::Bars::new()),
+            (false, Format::Human) => Box::new(progress::Lines),
+            (false, Format::Json) => Box::new(progress::Quiet),
+        }
+    }
+}
+
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let ui = Ui::new(&cli);
+    init_tracing(ui.verbose);
+    let color = ui.palette.on;
+    miette::set_hook(Box::new(move |_| {
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .color(color)
+                .unicode(color)
+                .build(),
+        )
+    }))
+    .ok();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(commands::run(cli.command, &ui)) {
+        Ok(code) => code,
+        Err(CliError::Input(e)) => {
+            eprintln!("{:?}", miette::Report::new(e));
+            EXIT_ERROR
+        }
+        Err(CliError::Message(m)) => {
+            eprintln!("{} {m}", ui.palette.red("error:"));
+            EXIT_ERROR
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 | 1 => "warn",
+        2 => "info,russh=warn",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLIPWAY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

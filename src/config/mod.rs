@@ -1,0 +1,91 @@
+//! Everything the user wrote, parsed and checked before any host is touched.
+
+pub mod doc;
+pub mod inventory;
+pub mod playbook;
+pub mod vars;
+
+use std::path::{Path, PathBuf};
+
+use crate::diag::{InputError, InputResult, SourceFile};
+use crate::redact::Redactor;
+use crate::template::Templates;
+pub use inventory::{Become, Host, Inventory};
+pub use playbook::{Play, Playbook};
+pub use vars::VarMap;
+
+/// What the command line says to load.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct LoadOptions {
+    pub inventory: PathBuf,
+    pub playbook: PathBuf,
+    pub extra_vars: Vec<String>,
+    pub limit: Option<String>,
+    pub templates_dir: Option<PathBuf>,
+}
+
+pub struct Project {
+    pub inventory: Inventory,
+    pub playbook: Playbook,
+    pub templates: Templates,
+    pub extra: VarMap,
+    pub redactor: Redactor,
+    /// Hosts selected by `--limit` (all hosts without it), in inventory order.
+    pub limit: Vec<String>,
+}
+
+impl Project {
+    pub fn load(opts: &LoadOptions) -> InputResult<Self> {
+        let redactor = Redactor::default();
+        let inventory = Inventory::load(SourceFile::read(&opts.inventory)?, &redactor)?;
+        let playbook = Playbook::load(SourceFile::read(&opts.playbook)?, &inventory)?;
+        let mut extra = VarMap::new();
+        for arg in &opts.extra_vars {
+            let (k, v) = vars::parse_extra(arg)?;
+            extra.insert(k, v);
+        }
+        let limit = match &opts.limit {
+            None => inventory.hosts.iter().map(|h| h.name.clone()).collect(),
+            Some(pattern) => inventory.select(pattern).map_err(|unknown| {
+                InputError::plain(format!("--limit: no host or group named `{unknown}`"))
+                    .with_help(format!("known: {}", inventory.names().join(", ")))
+            })?,
+        };
+        let templates_dir = opts
+            .templates_dir
+            .clone()
+            .or_else(|| default_templates_dir(&opts.playbook));
+        let templates = Templates::new(templates_dir);
+        Ok(Self {
+            inventory,
+            playbook,
+            templates,
+            extra,
+            redactor,
+            limit,
+        })
+    }
+}
+
+/// `templates/` beside the playbook, or beside its directory (`playbooks/../templates`).
+fn default_templates_dir(playbook: &Path) -> Option<PathBuf> {
+    let dir = playbook.parent().unwrap_or(Path::new("."));
+    [dir.join("templates"), dir.join("../templates")]
+        .into_iter()
+        .find(|p| p.is_dir())
+}
+
+pub fn home_dir() -> PathBuf {
+    std::env::home_dir().unwrap_or_else(|| PathBuf::from("/root"))
+}
+
+/// Expands `~/` and makes relative paths relative to `base` (the file that named them).
+pub fn expand_path(p: &str, base: &Path) -> PathBuf {
+    if let Some(rest) = p.strip_prefix("~/") {
+        home_dir().join(rest)
+    } else if Path::new(p).is_absolute() {
+        PathBuf::from(p)
+    } else {
+        base.join(p)
+    }
+}

@@ -1,0 +1,152 @@
+//! The desired state of each host: every play's roles and resources, with
+//! templates rendered and variables resolved. Built for all hosts before any
+//! connection is made, so bad input never reaches a host.
+
+use std::path::Path;
+
+use minijinja::Value;
+use serde_json::json;
+
+use crate::config::doc::Doc;
+use crate::config::playbook::resource_node;
+use crate::config::{Host, Project, VarMap, vars};
+use crate::diag::InputResult;
+use crate::resource::{self, BuildContext, Resource};
+use crate::roles::{self, RoleContext};
+
+#[derive(Debug)]
+pub struct PlayState {
+    pub index: usize,
+    pub name: String,
+    pub resources: Vec<Box<dyn Resource>>,
+}
+
+#[derive(Debug)]
+pub struct HostState {
+    pub host: Host,
+    pub plays: Vec<PlayState>,
+}
+
+impl HostState {
+    pub fn resources(&self) -> impl Iterator<Item = &dyn Resource> {
+        self.plays
+            .iter()
+            .flat_map(|p| p.resources.iter().map(|r| r.as_ref()))
+    }
+}
+
+/// Desired state for every host `--limit` selects, in inventory order.
+pub fn build(project: &Project) -> InputResult<Vec<HostState>> {
+    let doc = Doc::parse(&project.playbook.source)?;
+    let base_dir = project
+        .playbook
+        .source
+        .path
+        .parent()
+        .unwrap_or(Path::new("."));
+    let mut out = Vec::new();
+    for name in &project.limit {
+        let host = project
+            .inventory
+            .host(name)
+            .expect("limit names inventory hosts");
+        check_sudo_password(host, &project.redactor)?;
+        let mut plays = Vec::new();
+        for play in project
+            .playbook
+            .plays
+            .iter()
+            .filter(|p| p.hosts.contains(name))
+        {
+            let play_vars = vars::resolve(&play.vars, &project.playbook.source, &project.redactor)?;
+            let mut resources: Vec<Box<dyn Resource>> = Vec::new();
+            for role_name in &play.roles {
+                let role = roles::lookup(role_name.get_ref()).expect("checked at load");
+                let mut v = role.defaults();
+                let merged = merge(&[&play_vars, &host.vars, &project.extra]);
+                vars::layer(&mut v, &merged);
+                resources.extend(role.resources(&RoleContext {
+                    host,
+                    vars: &v,
+                    inventory: &project.inventory,
+                })?);
+            }
+            let merged = merge(&[&play_vars, &host.vars, &project.extra]);
+            let ctx_value = context(project, host, &merged);
+            let ctx = BuildContext {
+                doc: &doc,
+                templates: &project.templates,
+                vars: &ctx_value,
+                redactor: &project.redactor,
+                base_dir,
+            };
+            for i in 0..play.resource_count {
+                let node = resource_node(&doc, play.index, i).expect("counted at load");
+                resources.push(resource::build(&node, &ctx)?);
+            }
+            plays.push(PlayState {
+                index: play.index,
+                name: play.name.clone(),
+                resources,
+            });
+        }
+        out.push(HostState {
+            host: host.clone(),
+            plays,
+        });
+    }
+    Ok(out)
+}
+
+/// A sudo password must be at hand before connecting, and is a secret from then on.
+fn check_sudo_password(host: &Host, redactor: &crate::redact::Redactor) -> InputResult<()> {
+    let Some(var) = &host.become_password_env else {
+        return Ok(());
+    };
+    match std::env::var(var) {
+        Ok(pw) => {
+            redactor.add(&pw);
+            Ok(())
+        }
+        Err(_) => Err(crate::diag::InputError::plain(format!(
+            "host {}: become_password_env names {var}, which is not set",
+            host.name
+        ))
+        .with_help(format!(
+            "export {var} with the sudo password, or remove become_password_env for NOPASSWD sudo"
+        ))),
+    }
+}
+
+fn merge(layers: &[&VarMap]) -> VarMap {
+    let mut out = VarMap::new();
+    for l in layers {
+        vars::layer(&mut out, l);
+    }
+    out
+}
+
+/// What templates see: the host's variables at the top level, plus `host`,
+/// `hosts` (every inventory host) and `groups` (group name to host names).
+pub fn context(project: &Project, host: &Host, vars: &VarMap) -> Value {
+    let mut map = serde_json::Map::new();
+    for (k, v) in vars {
+        map.insert(k.clone(), v.clone());
+    }
+    let describe = |h: &Host| json!({"name": h.name, "address": h.address, "groups": h.groups});
+    map.insert("inventory_hostname".into(), json!(host.name));
+    map.insert("host".into(), describe(host));
+    map.insert(
+        "hosts".into(),
+        json!(
+            project
+                .inventory
+                .hosts
+                .iter()
+                .map(describe)
+                .collect::<Vec<_>>()
+        ),
+    );
+    map.insert("groups".into(), json!(project.inventory.groups));
+    Value::from(minijinja::value::Serde(serde_json::Value::Object(map)))
+}

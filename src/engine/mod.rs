@@ -1,0 +1,135 @@
+//! Runs plans and applies across hosts: in parallel (at most `forks` at once),
+//! one connection per host, a failed host never stopping the others.
+
+pub mod connect;
+pub mod execute;
+pub mod lock;
+pub mod runner;
+pub mod session;
+
+use futures::future::join_all;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use tokio::sync::Semaphore;
+
+use crate::desired::HostState;
+use crate::redact::Redactor;
+pub use execute::{StepReport, StepStatus};
+pub use session::Session;
+
+/// Where per-host progress goes: bars on a terminal, plain lines otherwise.
+pub trait Progress: Send + Sync {
+    fn update(&self, host: &str, message: &str);
+    fn finish(&self, host: &str, message: &str, ok: bool);
+}
+
+/// What apply did on one host.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HostReport {
+    pub host: String,
+    pub steps: Vec<StepReport>,
+    /// Whether a fresh probe after apply found every changed resource converged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub remote_commands: u32,
+}
+
+impl HostReport {
+    pub fn ok(&self) -> bool {
+        self.error.is_none() && self.problems.is_empty()
+    }
+    pub fn changed(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| s.status == StepStatus::Ok && !s.resource.starts_with("handler:"))
+            .count()
+    }
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    pub forks: usize,
+    pub redactor: Redactor,
+}
+
+impl Engine {
+    /// Runs `f` on every item, at most `forks` at a time, keeping the input order.
+    pub async fn each<T, R, F, Fut>(&self, items: Vec<T>, f: F) -> Vec<R>
+    where
+        F: Fn(T) -> Fut,
+        Fut: Future<Output = R>,
+    {
+        let gate = Semaphore::new(self.forks.max(1));
+        let gate = &gate;
+        let f = &f;
+        join_all(items.into_iter().map(|item| async move {
+            let _permit = gate.acquire().await.expect("semaphore open");
+            f(item).await
+        }))
+        .await
+    }
+}
+
+impl Engine {
+    /// Connects to every host and plans it; with `lock`, each host stays locked
+    /// until its session is closed.
+    pub async fn open_all(
+        &self,
+        states: Vec<HostState>,
+        lock: bool,
+        progress: &dyn Progress,
+    ) -> Vec<Session> {
+        self.each(states, |state| async move {
+            let name = state.host.name.clone();
+            progress.update(&name, "connecting and observing");
+            let session = Session::open(state, lock, &self.redactor).await;
+            match &session.plan.error {
+                Some(e) => progress.finish(&name, e.lines().next().unwrap_or_default(), false),
+                None => progress.finish(
+                    &name,
+                    &format!("planned, {} to change", session.plan.changes.len()),
+                    true,
+                ),
+            }
+            session
+        })
+        .await
+    }
+
+    /// Applies every session's plan, then closes it (releasing its lock).
+    pub async fn apply_all(
+        &self,
+        sessions: Vec<Session>,
+        progress: &dyn Progress,
+    ) -> Vec<HostReport> {
+        self.each(sessions, |mut session| async move {
+            let name = session.state.host.name.clone();
+            progress.update(
+                &name,
+                &format!("applying {} changes", session.plan.changes.len()),
+            );
+            let report = session.apply(&self.redactor).await;
+            session.close().await;
+            let msg = match &report.error {
+                Some(e) => e.lines().next().unwrap_or_default().to_string(),
+                None if !report.problems.is_empty() => "not converged".to_string(),
+                None => format!("{} changed, verified", report.changed()),
+            };
+            progress.finish(&name, &msg, report.ok());
+            report
+        })
+        .await
+    }
+
+    pub async fn close_all(&self, sessions: Vec<Session>) -> Vec<Session> {
+        self.each(sessions, |mut s| async move {
+            s.close().await;
+            s
+        })
+        .await
+    }
+}

@@ -1,0 +1,244 @@
+//! One host's run: connect, lock, observe, plan, apply, verify. Every step
+//! records its failure on the host's plan or report instead of returning early
+//! through the other hosts.
+
+use std::sync::Arc;
+
+use super::runner::Runner;
+use super::{HostReport, StepStatus, connect, execute, lock};
+use crate::config::Become;
+use crate::desired::HostState;
+use crate::plan::compute::{self, Observation};
+use crate::plan::{HostPlan, Step};
+use crate::redact::Redactor;
+use crate::transport::{HoldGuard, ssh};
+
+pub struct Session {
+    pub state: HostState,
+    pub runner: Option<Runner>,
+    pub lock: Option<Box<dyn HoldGuard>>,
+    pub plan: HostPlan,
+}
+
+impl Session {
+    fn fail(state: HostState, error: String, commands: u32) -> Self {
+        let plan = HostPlan::failed(&state.host.name, &state.host.address, error, commands);
+        Self {
+            state,
+            runner: None,
+            lock: None,
+            plan,
+        }
+    }
+
+    pub fn commands(&self) -> u32 {
+        self.runner
+            .as_ref()
+            .map_or(self.plan.remote_commands, Runner::commands)
+    }
+
+    /// Connects and plans; with `take_lock`, holds the host lock until [`Session::close`].
+    pub async fn open(state: HostState, take_lock: bool, redactor: &Redactor) -> Self {
+        let runner = match connect_runner(&state).await {
+            Ok(r) => r,
+            Err(e) => return Self::fail(state, redactor.redact(&e), 0),
+        };
+        let mut lock_guard = None;
+        if take_lock {
+            match lock::acquire(&runner).await {
+                Ok(g) => lock_guard = Some(g),
+                Err(e) => {
+                    let n = runner.commands();
+                    runner.transport().close().await;
+                    return Self::fail(state, redactor.redact(&e), n);
+                }
+            }
+        }
+        let mut session = Self {
+            plan: HostPlan::default(),
+            state,
+            runner: Some(runner),
+            lock: lock_guard,
+        };
+        session.plan = session.make_plan(redactor).await;
+        session
+    }
+
+    async fn make_plan(&self, redactor: &Redactor) -> HostPlan {
+        let runner = self.runner.as_ref().expect("connected");
+        let state = &self.state;
+        let mut plan = match compute::observe(runner, state).await {
+            Ok(obs) => compute::plan(state, &obs),
+            Err(e) => {
+                return HostPlan::failed(
+                    &state.host.name,
+                    &state.host.address,
+                    e,
+                    runner.commands(),
+                );
+            }
+        };
+        if plan.error.is_none()
+            && let Err(e) = compute::fill_diffs(runner, state, &mut plan).await
+        {
+            plan.error = Some(e);
+        }
+        plan.remote_commands = runner.commands();
+        redact_plan(&plan, redactor)
+    }
+
+    /// Applies this session's plan, verifies, and reports.
+    pub async fn apply(&mut self, redactor: &Redactor) -> HostReport {
+        let mut report = HostReport {
+            host: self.state.host.name.clone(),
+            ..HostReport::default()
+        };
+        let Some(runner) = self.runner.as_ref() else {
+            report.error = self.plan.error.clone();
+            report.remote_commands = self.plan.remote_commands;
+            return report;
+        };
+        if let Some(e) = &self.plan.error {
+            report.error = Some(e.clone());
+        } else if !self.plan.changes.is_empty() {
+            let (script, names) = execute::script(&self.state, &self.plan);
+            match runner.run(&script).await {
+                Ok(out) => {
+                    report.steps = execute::parse(&redactor.redact(&out.stdout_str()), &names);
+                    if let Some(failed) =
+                        report.steps.iter().find(|s| s.status == StepStatus::Failed)
+                    {
+                        report.error = Some(format!("{} failed", failed.resource));
+                    } else if !out.success() {
+                        report.error = Some(redactor.redact(&format!(
+                            "apply script exited {}: {}",
+                            out.status,
+                            out.stderr_str().trim()
+                        )));
+                    } else {
+                        self.verify(&mut report).await;
+                    }
+                }
+                Err(e) => report.error = Some(redactor.redact(&e.to_string())),
+            }
+        }
+        report.remote_commands = runner.commands();
+        report
+    }
+
+    /// A fresh probe must find every applied resource converged.
+    async fn verify(&self, report: &mut HostReport) {
+        let runner = self.runner.as_ref().expect("connected");
+        let obs: Observation = match compute::observe(runner, &self.state).await {
+            Ok(o) => o,
+            Err(e) => {
+                report.verified = Some(false);
+                report.problems.push(format!("could not verify: {e}"));
+                return;
+            }
+        };
+        let fresh = compute::plan(&self.state, &obs);
+        for step in &self.plan.changes {
+            let r = compute::resource_of(&self.state, step).expect("plan matches state");
+            let still = fresh
+                .changes
+                .iter()
+                .find(|s| s.play == step.play && s.index == step.index);
+            if let (true, Some(s)) = (r.converges(), still) {
+                report.problems.push(format!(
+                    "{} still differs after apply: {}",
+                    s.change.resource, s.change.summary
+                ));
+            }
+        }
+        report.verified = Some(report.problems.is_empty());
+    }
+
+    /// Compares a saved plan with this fresh one: the host must be as it was
+    /// when the plan was made, and the plan must still describe the same work.
+    pub fn check_saved(&self, saved: &HostPlan) -> Result<(), String> {
+        let host = &self.state.host.name;
+        if let Some(e) = &saved.error {
+            return Err(format!(
+                "the saved plan has no changes for {host}: it failed when planned ({e})"
+            ));
+        }
+        if let Some(e) = &self.plan.error {
+            return Err(e.clone());
+        }
+        let fresh = &self.plan.fingerprints;
+        if fresh.len() != saved.fingerprints.len()
+            || fresh
+                .iter()
+                .zip(&saved.fingerprints)
+                .any(|(a, b)| a.resource != b.resource)
+        {
+            return Err(format!(
+                "the playbook's resources for {host} changed since the plan was made; run plan again"
+            ));
+        }
+        if let Some((_, was)) = fresh
+            .iter()
+            .zip(&saved.fingerprints)
+            .find(|(a, b)| a.sha256 != b.sha256)
+        {
+            return Err(format!(
+                "stale plan: {} on {host} changed since the plan was made; run plan again",
+                was.resource
+            ));
+        }
+        let strip = |steps: &[Step]| -> Vec<Step> {
+            steps
+                .iter()
+                .cloned()
+                .map(|mut s| {
+                    s.change.diff = None;
+                    s
+                })
+                .collect()
+        };
+        if strip(&self.plan.changes) != strip(&saved.changes) {
+            return Err(format!(
+                "the saved plan no longer matches the playbook, templates or variables for {host}; run plan again"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Releases the lock and closes the connection.
+    pub async fn close(&mut self) {
+        if let Some(g) = self.lock.take() {
+            g.release().await;
+        }
+        if let Some(r) = &self.runner {
+            self.plan.remote_commands = r.commands();
+            r.transport().close().await;
+        }
+    }
+}
+
+async fn connect_runner(state: &HostState) -> Result<Runner, String> {
+    let spec = connect::spec(&state.host)?;
+    let transport = ssh::connect(&spec).await.map_err(|e| e.to_string())?;
+    let password = state
+        .host
+        .become_password_env
+        .as_ref()
+        .and_then(|v| std::env::var(v).ok());
+    let become_ = if spec.user == "root" {
+        Become::None
+    } else {
+        state.host.become_
+    };
+    Ok(Runner::new(Arc::new(transport), become_, password))
+}
+
+/// Secrets cannot hide in any field: every string in the plan goes through the redactor.
+fn redact_plan(plan: &HostPlan, redactor: &Redactor) -> HostPlan {
+    if redactor.is_empty() {
+        return plan.clone();
+    }
+    let mut value = serde_json::to_value(plan).expect("plan serializes");
+    redactor.redact_json(&mut value);
+    serde_json::from_value(value).expect("redacting strings keeps the plan's shape")
+}

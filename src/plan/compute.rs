@@ -1,0 +1,146 @@
+//! From a host's desired state and one probe to its [`HostPlan`].
+
+use base64::Engine as _;
+
+use super::{Fingerprint, Handler, HostPlan, Skip, Step};
+use crate::desired::HostState;
+use crate::engine::runner::Runner;
+use crate::facts::HostFacts;
+use crate::probe::{self, Sections};
+use crate::resource::{Observed, Resource};
+use crate::shell::{Script, q};
+
+/// The probe's result for one host.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub facts: HostFacts,
+    pub sections: Vec<String>,
+}
+
+/// Runs the host's one batched probe.
+pub async fn observe(runner: &Runner, state: &HostState) -> Result<Observation, String> {
+    let script = probe::script(state.resources());
+    let out = runner.run(&script).await.map_err(|e| e.to_string())?;
+    let count = state.resources().count();
+    let sections = Sections::parse(&out.stdout_str(), count).map_err(|e| {
+        let stderr = out.stderr_str();
+        format!(
+            "{e} (exit status {}){}",
+            out.status,
+            if stderr.trim().is_empty() {
+                String::new()
+            } else {
+                format!(": {}", stderr.trim())
+            }
+        )
+    })?;
+    Ok(Observation {
+        facts: HostFacts::parse(&sections.facts),
+        sections: sections.resources,
+    })
+}
+
+/// Pure: what the host needs, from what was observed. Diffs of changed files
+/// are filled in later by [`fill_diffs`], which needs the files' current text.
+pub fn plan(state: &HostState, obs: &Observation) -> HostPlan {
+    let mut plan = HostPlan {
+        host: state.host.name.clone(),
+        address: state.host.address.clone(),
+        facts: Some(obs.facts.clone()),
+        ..HostPlan::default()
+    };
+    let mut blocked = Vec::new();
+    let mut flat = 0;
+    for play in &state.plays {
+        let mut notified: Vec<String> = Vec::new();
+        for (index, r) in play.resources.iter().enumerate() {
+            let section = &obs.sections[flat];
+            flat += 1;
+            plan.fingerprints.push(Fingerprint {
+                resource: r.id(),
+                sha256: probe::fingerprint(section),
+            });
+            let outcome = r.plan(&Observed {
+                section,
+                facts: &obs.facts,
+            });
+            plan.skipped
+                .extend(outcome.skipped.into_iter().map(|reason| Skip {
+                    resource: r.id(),
+                    reason,
+                }));
+            if let Some(reason) = outcome.blocked {
+                blocked.push(format!("{}: {reason}", r.id()));
+            }
+            if let Some(change) = outcome.change {
+                for n in r.notify() {
+                    if !notified.contains(n) {
+                        notified.push(n.clone());
+                    }
+                }
+                plan.changes.push(Step {
+                    play: play.index,
+                    index,
+                    change,
+                });
+            }
+        }
+        plan.handlers
+            .extend(notified.into_iter().map(|service| Handler {
+                play: play.index,
+                service,
+            }));
+    }
+    if !blocked.is_empty() {
+        plan.error = Some(blocked.join("\n"));
+    }
+    plan
+}
+
+/// The resource a step refers to.
+pub fn resource_of<'s>(state: &'s HostState, step: &Step) -> Option<&'s dyn Resource> {
+    let play = state.plays.iter().find(|p| p.index == step.play)?;
+    play.resources.get(step.index).map(|r| r.as_ref())
+}
+
+/// Fetches, in one remote command, the current text of every file whose change
+/// is shown as a diff, and computes the diffs. Nothing is fetched when no file
+/// changes, so a plan without changes costs exactly one command.
+pub async fn fill_diffs(
+    runner: &Runner,
+    state: &HostState,
+    plan: &mut HostPlan,
+) -> Result<(), String> {
+    let mut wanted = Vec::new();
+    for (i, step) in plan.changes.iter().enumerate() {
+        let r = resource_of(state, step).expect("plan matches state");
+        if let Some(path) = r.diff_source(&step.change) {
+            wanted.push((i, path));
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let mut s = Script::default();
+    s.line("printf '@@slipway-section facts\\n'");
+    for (k, (_, path)) in wanted.iter().enumerate() {
+        // One byte over the diff limit tells "too large to diff" apart from "fits".
+        s.line(format!(
+            "printf '\\n@@slipway-section {k}\\n'; if [ -f {p} ]; then head -c {} {p} | base64 -w0; fi",
+            crate::diff::MAX_TEXT + 1,
+            p = q(path)
+        ));
+    }
+    s.line("printf '\\n@@slipway-section end\\n'");
+    let out = runner.run(&s).await.map_err(|e| e.to_string())?;
+    let sections = Sections::parse(&out.stdout_str(), wanted.len())?;
+    for ((i, _), body) in wanted.iter().zip(sections.resources) {
+        let old = base64::engine::general_purpose::STANDARD
+            .decode(body.trim())
+            .map_err(|e| format!("could not read the current content of a file: {e}"))?;
+        let step = &mut plan.changes[*i];
+        let r = resource_of(state, step).expect("plan matches state");
+        r.set_diff(&mut step.change, Some(&old));
+    }
+    Ok(())
+}

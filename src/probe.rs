@@ -1,0 +1,99 @@
+//! The one batched probe per host: every resource's facts in one remote
+//! command, split back into sections by marker lines.
+
+use crate::digest::sha256_hex;
+use crate::facts;
+use crate::resource::Resource;
+use crate::shell::Script;
+
+const MARK: &str = "@@slipway-section ";
+
+/// One script that prints the host facts, then each resource's section.
+pub fn script<'r>(resources: impl IntoIterator<Item = &'r dyn Resource>) -> Script {
+    let mut s = Script::default();
+    s.line(format!("printf '{MARK}facts\\n'"));
+    s.line(format!("( {} ) 2>/dev/null", facts::PROBE));
+    for (i, r) in resources.into_iter().enumerate() {
+        s.line(format!("printf '\\n{MARK}{i}\\n'"));
+        // A subshell per resource: one probe's variables or failure cannot leak into the next.
+        s.line(format!("( {}\n) 2>/dev/null", r.probe()));
+    }
+    s.line(format!("printf '\\n{MARK}end\\n'"));
+    s
+}
+
+/// The probe output, split: the facts section and one section per resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sections {
+    pub facts: String,
+    pub resources: Vec<String>,
+}
+
+impl Sections {
+    pub fn parse(stdout: &str, expected: usize) -> Result<Self, String> {
+        let mut facts = None;
+        let mut resources: Vec<String> = Vec::new();
+        let mut current: Option<String> = None;
+        let mut body = String::new();
+        let mut ended = false;
+        for line in stdout.split_inclusive('\n') {
+            if let Some(name) = line.strip_prefix(MARK) {
+                let name = name.trim_end();
+                match current.take().as_deref() {
+                    Some("facts") => facts = Some(std::mem::take(&mut body)),
+                    Some(_) => resources.push(tidy(std::mem::take(&mut body))),
+                    None => body.clear(),
+                }
+                if name == "end" {
+                    ended = true;
+                    break;
+                }
+                current = Some(name.to_string());
+            } else {
+                body.push_str(line);
+            }
+        }
+        if !ended || resources.len() != expected {
+            return Err(format!(
+                "the probe output was cut short ({} of {expected} sections)",
+                resources.len()
+            ));
+        }
+        Ok(Self {
+            facts: facts.unwrap_or_default(),
+            resources,
+        })
+    }
+}
+
+/// Drops the blank line that separates a section from the next marker.
+fn tidy(mut body: String) -> String {
+    if body.ends_with("\n\n") || body == "\n" {
+        body.pop();
+    }
+    body
+}
+
+/// What a saved plan remembers of a section, to tell later whether it changed.
+pub fn fingerprint(section: &str) -> String {
+    sha256_hex(section.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_sections() {
+        let out = format!("{MARK}facts\nnow=1\n\n{MARK}0\na=1\n\n{MARK}1\n\n{MARK}end\n");
+        let s = Sections::parse(&out, 2).unwrap();
+        assert_eq!(s.facts, "now=1\n\n");
+        assert_eq!(s.resources, vec!["a=1\n".to_string(), String::new()]);
+    }
+
+    #[test]
+    fn truncated_output_is_an_error() {
+        let out = format!("{MARK}facts\n{MARK}0\na=1\n");
+        assert!(Sections::parse(&out, 1).is_err());
+    }
+}

@@ -1,0 +1,78 @@
+//! Keeps secret values out of everything slipway prints or saves.
+
+use std::sync::{Arc, RwLock};
+
+pub const SENSITIVE: &str = "(sensitive)";
+
+/// The set of secret values known to this run. Cheap to clone; shared by all hosts.
+#[derive(Clone, Default, Debug)]
+pub struct Redactor {
+    secrets: Arc<RwLock<Vec<String>>>,
+}
+
+impl Redactor {
+    pub fn add(&self, secret: &str) {
+        if secret.is_empty() {
+            return;
+        }
+        let mut secrets = self.secrets.write().expect("redactor lock");
+        if !secrets.iter().any(|s| s == secret) {
+            secrets.push(secret.to_string());
+            // Longest first, so a secret that contains another is replaced whole.
+            secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.secrets.read().expect("redactor lock").is_empty()
+    }
+
+    /// Whether `text` contains any secret value.
+    pub fn touches(&self, text: &[u8]) -> bool {
+        let secrets = self.secrets.read().expect("redactor lock");
+        secrets
+            .iter()
+            .any(|s| text.windows(s.len()).any(|w| w == s.as_bytes()))
+    }
+
+    pub fn redact(&self, text: &str) -> String {
+        let secrets = self.secrets.read().expect("redactor lock");
+        let mut out = text.to_string();
+        for s in secrets.iter() {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), SENSITIVE);
+            }
+        }
+        out
+    }
+}
+
+impl Redactor {
+    /// Redacts every string inside a JSON value, in place.
+    pub fn redact_json(&self, value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::String(s) => *s = self.redact(s),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| self.redact_json(v)),
+            serde_json::Value::Object(map) => map.values_mut().for_each(|v| self.redact_json(v)),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_every_secret_longest_first() {
+        let r = Redactor::default();
+        r.add("hunter2");
+        r.add("hunter2-extra");
+        assert_eq!(
+            r.redact("a hunter2-extra b hunter2"),
+            "a (sensitive) b (sensitive)"
+        );
+        assert!(r.touches(b"xx hunter2 yy"));
+        assert!(!r.touches(b"hunter"));
+    }
+}

@@ -1,0 +1,259 @@
+//! The plan and the apply report as a person reads them.
+
+use std::fmt::Write;
+
+use super::{Palette, plural};
+use crate::engine::{HostReport, StepStatus};
+use crate::plan::change::{Action, Diff};
+use crate::plan::{HostPlan, Plan};
+
+pub struct Human {
+    pub palette: Palette,
+    /// Also show remote command counts and host facts.
+    pub verbose: bool,
+}
+
+impl Human {
+    pub fn plan(&self, plan: &Plan) -> String {
+        let mut out = String::new();
+        for host in &plan.hosts {
+            self.host_plan(&mut out, host);
+        }
+        let s = plan.summary();
+        let line = if s.changes == 0 && s.failed == 0 {
+            "No changes: every host matches the playbook.".to_string()
+        } else {
+            let mut l = format!(
+                "Plan: {} to change on {} of {}.",
+                s.changes,
+                s.hosts_changing,
+                plural(s.hosts, "host", "hosts")
+            );
+            if s.failed > 0 {
+                write!(
+                    l,
+                    " {} could not be planned.",
+                    plural(s.failed, "host", "hosts")
+                )
+                .ok();
+            }
+            l
+        };
+        writeln!(out, "{}", self.palette.bold(&line)).ok();
+        out
+    }
+
+    fn host_plan(&self, out: &mut String, host: &HostPlan) {
+        let p = &self.palette;
+        let mut title = format!("{} ({})", p.bold(&host.host), host.address);
+        if let Some(f) = host.facts.as_ref().filter(|_| self.verbose) {
+            write!(
+                title,
+                " {}",
+                p.dim(&format!(
+                    "{}{}",
+                    f.os_name,
+                    f.container
+                        .as_ref()
+                        .map(|c| format!(", {c} container"))
+                        .unwrap_or_default()
+                ))
+            )
+            .ok();
+        }
+        if self.verbose {
+            write!(
+                title,
+                " {}",
+                p.dim(&format!(
+                    "[{}]",
+                    plural(
+                        host.remote_commands as usize,
+                        "remote command",
+                        "remote commands"
+                    )
+                ))
+            )
+            .ok();
+        }
+        writeln!(out, "{title}").ok();
+        if let Some(e) = &host.error {
+            for (i, line) in e.lines().enumerate() {
+                let lead = if i == 0 {
+                    p.red("  error: ")
+                } else {
+                    "         ".into()
+                };
+                writeln!(out, "{lead}{line}").ok();
+            }
+            writeln!(out).ok();
+            return;
+        }
+        for step in &host.changes {
+            let c = &step.change;
+            let sym = c.action.symbol().to_string();
+            let sym = match c.action {
+                Action::Create => p.green(&sym),
+                Action::Delete => p.red(&sym),
+                Action::Update => p.yellow(&sym),
+                Action::Run => p.cyan(&sym),
+            };
+            writeln!(out, "  {sym} {}  {}", p.bold(&c.resource), c.summary).ok();
+            for a in &c.attrs {
+                let line = match (&a.from, &a.to) {
+                    (Some(f), Some(t)) => format!("{}: {f} -> {t}", a.name),
+                    (None, Some(t)) => format!("{}: {t}", a.name),
+                    (Some(f), None) => format!("{}: {f} -> (none)", a.name),
+                    (None, None) => a.name.clone(),
+                };
+                writeln!(out, "      {}", p.dim(&line)).ok();
+            }
+            if let Some(d) = &c.diff {
+                self.diff(out, d);
+            }
+        }
+        for h in &host.handlers {
+            writeln!(
+                out,
+                "  {} restart {} {}",
+                p.cyan("*"),
+                h.service,
+                p.dim("(handler, once at the end of its play)")
+            )
+            .ok();
+        }
+        for s in &host.skipped {
+            writeln!(out, "  {} {}", p.dim("= skipped"), p.dim(&s.reason)).ok();
+        }
+        if host.changes.is_empty() {
+            writeln!(out, "  {}", p.dim("no changes")).ok();
+        }
+        writeln!(out).ok();
+    }
+
+    fn diff(&self, out: &mut String, diff: &Diff) {
+        let p = &self.palette;
+        match diff {
+            Diff::Text { unified, .. } => {
+                for line in unified.lines() {
+                    let painted = if line.starts_with("+++") || line.starts_with("---") {
+                        p.bold(line)
+                    } else if line.starts_with('+') {
+                        p.green(line)
+                    } else if line.starts_with('-') {
+                        p.red(line)
+                    } else if line.starts_with("@@") {
+                        p.cyan(line)
+                    } else {
+                        line.to_string()
+                    };
+                    writeln!(out, "      {painted}").ok();
+                }
+            }
+            Diff::Binary { path, old, new } => {
+                let old = old.as_ref().map_or("absent".to_string(), |b| {
+                    format!("{} bytes, sha256 {}", b.size, &b.sha256[..16])
+                });
+                writeln!(
+                    out,
+                    "      {}",
+                    p.dim(&format!(
+                        "{path}: binary or large; {old} -> {} bytes, sha256 {}",
+                        new.size,
+                        &new.sha256[..16]
+                    ))
+                )
+                .ok();
+            }
+            Diff::Sensitive { path } => {
+                writeln!(
+                    out,
+                    "      {}",
+                    p.dim(&format!("{path}: (sensitive) content not shown"))
+                )
+                .ok();
+            }
+        }
+    }
+
+    pub fn report(&self, reports: &[HostReport]) -> String {
+        let p = &self.palette;
+        let mut out = String::new();
+        for r in reports {
+            let status = match (&r.error, r.problems.is_empty(), r.changed()) {
+                (Some(_), _, _) => p.red("failed"),
+                (None, false, _) => p.red("not converged"),
+                (None, true, 0) => p.dim("no changes"),
+                (None, true, n) => p.green(&format!("{} changed, verified", n)),
+            };
+            let mut title = format!("{} {status}", p.bold(&r.host));
+            if self.verbose {
+                write!(
+                    title,
+                    " {}",
+                    p.dim(&format!(
+                        "[{}]",
+                        plural(
+                            r.remote_commands as usize,
+                            "remote command",
+                            "remote commands"
+                        )
+                    ))
+                )
+                .ok();
+            }
+            writeln!(out, "{title}").ok();
+            for s in &r.steps {
+                let mark = match s.status {
+                    StepStatus::Ok => p.green("ok"),
+                    StepStatus::Failed => p.red("FAILED"),
+                    StepStatus::NotRun => p.dim("not run"),
+                };
+                writeln!(out, "  {mark} {}  {}", s.resource, p.dim(&s.summary)).ok();
+                for line in s.output.lines() {
+                    writeln!(out, "      {line}").ok();
+                }
+            }
+            for pr in &r.problems {
+                writeln!(out, "  {} {pr}", p.red("!")).ok();
+            }
+            if let Some(e) = &r.error {
+                writeln!(
+                    out,
+                    "  {} {}",
+                    p.red("error:"),
+                    e.replace('\n', "\n         ")
+                )
+                .ok();
+            }
+        }
+        let changed: usize = reports.iter().map(HostReport::changed).sum();
+        let hosts_changed = reports.iter().filter(|r| r.changed() > 0).count();
+        let failed = reports.iter().filter(|r| !r.ok()).count();
+        let mut line = if changed == 0 && failed == 0 {
+            "Apply complete: no changes, every host matches the playbook.".to_string()
+        } else {
+            format!(
+                "Apply complete: {changed} changed on {hosts_changed} of {}.",
+                plural(reports.len(), "host", "hosts")
+            )
+        };
+        if failed > 0 {
+            line = format!(
+                "Apply finished with errors: {changed} changed; {} failed.",
+                plural(failed, "host", "hosts")
+            );
+        }
+        writeln!(
+            out,
+            "{}",
+            if failed > 0 {
+                p.red(&line)
+            } else {
+                p.bold(&line)
+            }
+        )
+        .ok();
+        out
+    }
+}

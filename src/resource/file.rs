@@ -1,0 +1,264 @@
+//! `file`: a file's content, mode and ownership, written atomically and
+//! validated before it takes effect.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::fsattr::{FsAttrs, PROBE_STAT, RawAttrs};
+use super::{BuildContext, Observed, Outcome, Presence, Resource};
+use crate::config::doc::Node;
+use crate::diag::InputResult;
+use crate::plan::change::{Action, Attr, Change, Diff};
+use crate::shell::{Script, q};
+
+#[derive(Debug, Clone)]
+pub struct File {
+    pub path: String,
+    /// None when the file must be absent.
+    pub content: Option<Vec<u8>>,
+    pub attrs: FsAttrs,
+    /// A command run on the new content before it replaces the old; `{}` is its path.
+    pub validate: Option<String>,
+    pub notify: Vec<String>,
+    /// Content involving a secret: no diff, no hash is shown.
+    pub sensitive: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Spec {
+    path: Spanned<String>,
+    content: Option<String>,
+    template: Option<Spanned<String>>,
+    source: Option<Spanned<String>>,
+    mode: Option<Spanned<String>>,
+    owner: Option<String>,
+    group: Option<String>,
+    validate: Option<Spanned<String>>,
+    #[serde(default)]
+    notify: Vec<String>,
+    #[serde(default)]
+    state: Presence,
+    #[serde(default)]
+    sensitive: bool,
+}
+
+pub fn build<'a>(node: &Node<'a>, ctx: &BuildContext<'a>) -> InputResult<Box<dyn Resource>> {
+    let spec: Spec = ctx.typed(node)?;
+    let src = ctx.doc.src;
+    check_abs(spec.path.get_ref()).map_err(|m| src.error(spec.path.span(), m))?;
+    let given = [
+        spec.content.is_some(),
+        spec.template.is_some(),
+        spec.source.is_some(),
+    ];
+    let content = match (spec.state, given.iter().filter(|g| **g).count()) {
+        (Presence::Absent, 0) => None,
+        (Presence::Absent, _) => {
+            return Err(ctx.error(
+                node,
+                "a file with state = \"absent\" takes no content, template or source",
+            ));
+        }
+        (Presence::Present, 1) => Some(if let Some(c) = spec.content {
+            c.into_bytes()
+        } else if let Some(t) = &spec.template {
+            ctx.templates
+                .render_file(t.get_ref(), ctx.vars)
+                .map_err(|e| {
+                    if ctx.templates.exists(t.get_ref()) {
+                        e
+                    } else {
+                        src.error(t.span(), e.message().to_string())
+                    }
+                })?
+                .into_bytes()
+        } else {
+            let s = spec.source.as_ref().expect("one of three");
+            let path = crate::config::expand_path(s.get_ref(), ctx.base_dir);
+            std::fs::read(&path)
+                .map_err(|e| src.error(s.span(), format!("cannot read {}: {e}", path.display())))?
+        }),
+        (Presence::Present, _) => {
+            return Err(ctx
+                .error(node, "a file needs exactly one of content, template or source")
+                .with_help("content = \"...\" inline, template = \"name.j2\" from templates/, or source = \"path\" for a local file copied as is"));
+        }
+    };
+    if let Some(v) = &spec.validate
+        && !v.get_ref().contains("{}")
+    {
+        return Err(src
+            .error(
+                v.span(),
+                "validate command must contain {} (the path of the new content)",
+            )
+            .with_help("for example: validate = \"sshd -t -f {}\""));
+    }
+    let attrs = FsAttrs::from_raw(
+        RawAttrs {
+            mode: spec.mode,
+            owner: spec.owner,
+            group: spec.group,
+        },
+        |span, msg| src.error(span, msg),
+    )?;
+    let sensitive = spec.sensitive || content.as_deref().is_some_and(|c| ctx.redactor.touches(c));
+    Ok(Box::new(File {
+        path: spec.path.into_inner(),
+        content,
+        attrs,
+        validate: spec.validate.map(Spanned::into_inner),
+        notify: spec.notify,
+        sensitive,
+    }))
+}
+
+pub fn check_abs(path: &str) -> Result<(), String> {
+    if !Path::new(path).is_absolute() || path.contains('\0') {
+        return Err(format!("path `{path}` must be absolute"));
+    }
+    if path == "/" {
+        return Err("path `/` is not allowed here".into());
+    }
+    Ok(())
+}
+
+impl File {
+    fn new_content(&self) -> &[u8] {
+        self.content.as_deref().unwrap_or_default()
+    }
+}
+
+impl Resource for File {
+    fn id(&self) -> String {
+        format!("file:{}", self.path)
+    }
+
+    fn probe(&self) -> String {
+        format!(
+            "p={}\n{PROBE_STAT}if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then printf 'sha256=%s\\n' \"$(sha256sum < \"$p\" | cut -d' ' -f1)\"; fi\n",
+            q(&self.path)
+        )
+    }
+
+    fn plan(&self, obs: &Observed<'_>) -> Outcome {
+        let kind = obs.get("type").unwrap_or("absent");
+        let Some(content) = &self.content else {
+            return match kind {
+                "absent" => Outcome::unchanged(),
+                "file" | "link" => Outcome::change(Change::new(
+                    self.id(),
+                    Action::Delete,
+                    format!("remove {}", self.path),
+                )),
+                other => Outcome::blocked(format!(
+                    "{} is a {other}, not a file; refusing to remove it",
+                    self.path
+                )),
+            };
+        };
+        match kind {
+            "absent" | "link" => {
+                let verb = if kind == "link" {
+                    "replace symlink"
+                } else {
+                    "create"
+                };
+                let mut change =
+                    Change::new(self.id(), Action::Create, format!("{verb} {}", self.path))
+                        .with_attrs(self.attrs.initial(0o644));
+                change.diff = Some(self.diff_of(None, content));
+                Outcome::change(change)
+            }
+            "file" => {
+                let mut attrs = self.attrs.changes(obs);
+                let same = obs.get("sha256") == Some(crate::digest::sha256_hex(content).as_str());
+                if same && attrs.is_empty() {
+                    return Outcome::unchanged();
+                }
+                if !same {
+                    attrs.insert(
+                        0,
+                        Attr::new(
+                            "content",
+                            None::<String>,
+                            Some(if self.sensitive {
+                                "(sensitive)".to_string()
+                            } else {
+                                format!("{} bytes", content.len())
+                            }),
+                        ),
+                    );
+                }
+                Outcome::change(
+                    Change::new(self.id(), Action::Update, format!("update {}", self.path))
+                        .with_attrs(attrs),
+                )
+            }
+            other => Outcome::blocked(format!("{} is a {other}, not a file", self.path)),
+        }
+    }
+
+    fn diff_source(&self, change: &Change) -> Option<String> {
+        let content_changes = change.attrs.iter().any(|a| a.name == "content");
+        (change.action == Action::Update && content_changes && !self.sensitive)
+            .then(|| self.path.clone())
+    }
+
+    fn set_diff(&self, change: &mut Change, old: Option<&[u8]>) {
+        change.diff = Some(self.diff_of(old, self.new_content()));
+    }
+
+    fn apply(&self, change: &Change) -> Script {
+        let mut s = Script::default();
+        s.line(format!("p={}", q(&self.path)));
+        if change.action == Action::Delete {
+            s.line("rm -f \"$p\"");
+            return s;
+        }
+        let content_changes =
+            change.action == Action::Create || change.attrs.iter().any(|a| a.name == "content");
+        if !content_changes {
+            s.line(self.attrs.apply("\"$p\"", None, 0o644));
+            return s;
+        }
+        s.line("d=$(dirname \"$p\"); mkdir -p \"$d\"");
+        // The temp file lives beside the target so the final rename is atomic.
+        s.line("t=$(mktemp \"$d/.slipway.XXXXXX\")");
+        let write = s.payload(self.new_content().to_vec());
+        s.line(format!("{write} > \"$t\" || {{ rm -f \"$t\"; exit 1; }}"));
+        let attrs = self.attrs.apply("\"$t\"", Some("\"$p\""), 0o644);
+        s.line(format!("{{ {attrs}}} || {{ rm -f \"$t\"; exit 1; }}"));
+        if let Some(v) = &self.validate {
+            let cmd = v.replace("{}", "\"$t\"");
+            s.line(format!(
+                "if ! ( {cmd} ) >&2; then rm -f \"$t\"; echo {} >&2; exit 1; fi",
+                q(&format!(
+                    "validation failed: `{v}`; {} was left unchanged",
+                    self.path
+                ))
+            ));
+        }
+        s.line("sync \"$t\"; mv -f \"$t\" \"$p\"; sync \"$d\" 2>/dev/null || true");
+        s
+    }
+
+    fn notify(&self) -> &[String] {
+        &self.notify
+    }
+}
+
+impl File {
+    fn diff_of(&self, old: Option<&[u8]>, new: &[u8]) -> Diff {
+        if self.sensitive {
+            Diff::Sensitive {
+                path: self.path.clone(),
+            }
+        } else {
+            crate::diff::file_diff(&self.path, old, new)
+        }
+    }
+}

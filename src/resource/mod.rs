@@ -1,0 +1,137 @@
+//! Resource kinds. Every kind has the same shape (see [`Resource`]): a probe
+//! that observes, a pure `plan` from observed facts to a change, and the
+//! shell that applies that change.
+
+pub mod command;
+pub mod directory;
+pub mod file;
+pub mod group;
+pub mod package;
+pub mod service;
+pub mod sysctl;
+pub mod user;
+
+pub mod fsattr;
+mod spec;
+
+use std::fmt::Debug;
+
+use crate::facts::HostFacts;
+use crate::plan::change::Change;
+use crate::shell::Script;
+
+pub use spec::{BuildContext, build};
+
+/// What a probe saw, handed to [`Resource::plan`].
+pub struct Observed<'a> {
+    /// The resource's own section of the probe output.
+    pub section: &'a str,
+    pub facts: &'a HostFacts,
+}
+
+impl Observed<'_> {
+    /// `key=value` lines of the section; the first value for a key wins.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.section
+            .lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
+    }
+
+    /// Every value of a repeated key, in order.
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.section
+            .lines()
+            .filter_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+            .collect()
+    }
+}
+
+/// What `plan` decided for one resource on one host.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Outcome {
+    pub change: Option<Change>,
+    /// Parts left alone, each with the reason a user should see.
+    pub skipped: Vec<String>,
+    /// The host is in a state this resource must not touch; the host fails.
+    pub blocked: Option<String>,
+}
+
+impl Outcome {
+    pub fn unchanged() -> Self {
+        Self::default()
+    }
+    pub fn change(change: Change) -> Self {
+        Self {
+            change: Some(change),
+            ..Self::default()
+        }
+    }
+    pub fn skipped(reason: impl Into<String>) -> Self {
+        Self {
+            skipped: vec![reason.into()],
+            ..Self::default()
+        }
+    }
+    pub fn blocked(reason: impl Into<String>) -> Self {
+        Self {
+            blocked: Some(reason.into()),
+            ..Self::default()
+        }
+    }
+}
+
+pub trait Resource: Send + Sync + Debug {
+    /// `kind:name`, stable across runs: plans are matched to hosts by it.
+    fn id(&self) -> String;
+
+    /// Shell printing this resource's facts. Runs inside the one batched probe;
+    /// its output must be stable while the host is unchanged (it is fingerprinted).
+    fn probe(&self) -> String;
+
+    /// Pure: observed facts in, what to do out.
+    fn plan(&self, observed: &Observed<'_>) -> Outcome;
+
+    /// The shell that makes `change` happen. Runs under `set -e`.
+    fn apply(&self, change: &Change) -> Script;
+
+    /// Services to restart once at the end of the play when this resource changed.
+    fn notify(&self) -> &[String] {
+        &[]
+    }
+
+    /// For changes shown as a diff: the remote file whose current content the diff needs.
+    fn diff_source(&self, _change: &Change) -> Option<String> {
+        None
+    }
+
+    /// Fills in the change's diff from the remote file's current content.
+    fn set_diff(&self, _change: &mut Change, _old: Option<&[u8]>) {}
+
+    /// Whether a probe after apply must find nothing left to do (false for commands).
+    fn converges(&self) -> bool {
+        true
+    }
+}
+
+/// Parses a `mode` value: three or four octal digits.
+pub fn parse_mode(mode: &str) -> Result<u32, String> {
+    let ok = (3..=4).contains(&mode.len()) && mode.chars().all(|c| ('0'..='7').contains(&c));
+    if !ok {
+        return Err(format!(
+            "invalid mode `{mode}`: write 3 or 4 octal digits as a string, e.g. \"0644\""
+        ));
+    }
+    u32::from_str_radix(mode, 8).map_err(|e| e.to_string())
+}
+
+pub fn format_mode(mode: u32) -> String {
+    format!("{mode:04o}")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Presence {
+    #[default]
+    Present,
+    Absent,
+}

@@ -1,0 +1,137 @@
+//! From a playbook's `[[play.resources]]` table to a typed resource.
+//!
+//! Every string value is a template: it is rendered with the host's variables
+//! first, then the table is parsed as its kind, so type errors and unknown keys
+//! still point at the exact spot in the playbook.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use toml::de::DeValue;
+
+use super::Resource;
+use crate::config::doc::{Doc, Node};
+use crate::diag::InputResult;
+use crate::redact::Redactor;
+use crate::template::Templates;
+
+pub struct BuildContext<'a> {
+    pub doc: &'a Doc<'a>,
+    pub templates: &'a Templates,
+    pub vars: &'a minijinja::Value,
+    pub redactor: &'a Redactor,
+    /// Where relative `source` paths are taken from (the playbook's directory).
+    pub base_dir: &'a Path,
+}
+
+impl<'a> BuildContext<'a> {
+    /// Parses a rendered resource table as `T`, ignoring its `type` key.
+    pub fn typed<T: DeserializeOwned>(&self, node: &Node<'a>) -> InputResult<T> {
+        let mut node = node.clone();
+        if let DeValue::Table(t) = node.get_mut() {
+            t.remove("type");
+        }
+        self.doc.typed(&node)
+    }
+
+    pub fn error(&self, node: &Node<'_>, msg: impl Into<String>) -> crate::diag::InputError {
+        self.doc.src.error(node.span(), msg)
+    }
+
+    /// The span of `key` in the resource table, or the table's span.
+    pub fn error_at(
+        &self,
+        node: &Node<'_>,
+        key: &str,
+        msg: impl Into<String>,
+    ) -> crate::diag::InputError {
+        let span = node.get_ref().get(key).map_or(node.span(), |v| v.span());
+        self.doc.src.error(span, msg)
+    }
+}
+
+const KINDS: &str = "file, directory, package, service, user, group, command, sysctl";
+
+pub fn build<'a>(node: &Node<'a>, ctx: &BuildContext<'a>) -> InputResult<Box<dyn Resource>> {
+    let mut node = node.clone();
+    render_strings(&mut node, ctx)?;
+    let Some(kind) = node.get_ref().get("type") else {
+        return Err(ctx
+            .error(&node, "resource has no `type`")
+            .with_help(format!("add type = \"...\", one of: {KINDS}")));
+    };
+    let Some(kind_name) = kind.get_ref().as_str() else {
+        return Err(ctx.error(kind, "`type` must be a string"));
+    };
+    match kind_name {
+        "file" => super::file::build(&node, ctx),
+        "directory" => super::directory::build(&node, ctx),
+        "package" => super::package::build(&node, ctx),
+        "service" => super::service::build(&node, ctx),
+        "user" => super::user::build(&node, ctx),
+        "group" => super::group::build(&node, ctx),
+        "command" => super::command::build(&node, ctx),
+        "sysctl" => super::sysctl::build(&node, ctx),
+        other => Err(ctx
+            .error(kind, format!("unknown resource type `{other}`"))
+            .with_help(format!("one of: {KINDS}"))),
+    }
+}
+
+fn render_strings<'a>(node: &mut Node<'a>, ctx: &BuildContext<'a>) -> InputResult<()> {
+    let span = node.span();
+    match node.get_mut() {
+        DeValue::String(s) => {
+            let start = string_body_start(&ctx.doc.src.text, span.start);
+            let rendered = ctx
+                .templates
+                .render_str(s, ctx.vars, (ctx.doc.src, start))?;
+            if rendered != **s {
+                *s = rendered.into();
+            }
+        }
+        DeValue::Array(items) => {
+            for item in items.iter_mut() {
+                render_strings(item, ctx)?;
+            }
+        }
+        DeValue::Table(t) => {
+            for (_, v) in t.iter_mut() {
+                render_strings(v, ctx)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Where a TOML string's text begins, after its opening quotes (and the newline
+/// a multi-line string may start with).
+fn string_body_start(text: &str, start: usize) -> usize {
+    let rest = &text[start.min(text.len())..];
+    let quotes = if rest.starts_with("\"\"\"") || rest.starts_with("'''") {
+        3
+    } else {
+        1
+    };
+    let after = &rest[quotes.min(rest.len())..];
+    let newline = if quotes == 3 && after.starts_with('\n') {
+        1
+    } else if quotes == 3 && after.starts_with("\r\n") {
+        2
+    } else {
+        0
+    };
+    start + quotes + newline
+}
+
+#[cfg(test)]
+mod tests {
+    use super::string_body_start;
+
+    #[test]
+    fn finds_string_bodies() {
+        assert_eq!(string_body_start("x = \"ab\"", 4), 5);
+        assert_eq!(string_body_start("x = \"\"\"\nab\"\"\"", 4), 8);
+    }
+}

@@ -1,0 +1,188 @@
+//! `sysctl`: kernel settings, persisted in a drop-in under /etc/sysctl.d and
+//! applied live. Settings the host cannot change (read-only inside a
+//! container) are reported as skipped with the reason, never forced.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::file::File;
+use super::fsattr::FsAttrs;
+use super::{BuildContext, Observed, Outcome, Resource};
+use crate::config::doc::Node;
+use crate::diag::InputResult;
+use crate::plan::change::{Action, Attr, Change};
+use crate::shell::{Script, q};
+
+#[derive(Debug, Clone)]
+pub struct Sysctl {
+    /// Names the drop-in: /etc/sysctl.d/60-NAME.conf.
+    pub name: String,
+    pub settings: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Spec {
+    name: toml::Spanned<String>,
+    settings: toml::Spanned<BTreeMap<String, toml::Value>>,
+}
+
+pub fn build<'a>(node: &Node<'a>, ctx: &BuildContext<'a>) -> InputResult<Box<dyn Resource>> {
+    let spec: Spec = ctx.typed(node)?;
+    let src = ctx.doc.src;
+    let name = spec.name.get_ref();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+    {
+        return Err(src.error(
+            spec.name.span(),
+            "sysctl name must be letters, digits, - or _ (it names the file)",
+        ));
+    }
+    let mut settings = BTreeMap::new();
+    for (k, v) in spec.settings.get_ref() {
+        let valid = !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        let value = match v {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => u8::from(*b).to_string(),
+            _ => {
+                return Err(src.error(
+                    spec.settings.span(),
+                    format!("`{k}`: value must be a string or a number"),
+                ));
+            }
+        };
+        if !valid {
+            return Err(src.error(spec.settings.span(), format!("`{k}` is not a sysctl key")));
+        }
+        settings.insert(k.clone(), value);
+    }
+    Ok(Box::new(Sysctl {
+        name: spec.name.into_inner(),
+        settings,
+    }))
+}
+
+/// sysctl prints multi-value settings separated by tabs; compare them by words.
+fn normalize(v: &str) -> String {
+    v.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn proc_path(key: &str) -> String {
+    format!("/proc/sys/{}", key.replace('.', "/"))
+}
+
+impl Sysctl {
+    pub fn path(&self) -> String {
+        format!("/etc/sysctl.d/60-{}.conf", self.name)
+    }
+
+    /// The drop-in holds every setting, so it stays the same on every host;
+    /// only applying it live depends on what the host allows.
+    fn drop_in(&self) -> File {
+        let mut content = String::from("# Managed by slipway.\n");
+        for (k, v) in &self.settings {
+            content.push_str(&format!("{k} = {v}\n"));
+        }
+        File {
+            path: self.path(),
+            content: Some(content.into_bytes()),
+            attrs: FsAttrs {
+                mode: Some(0o644),
+                owner: Some("root".into()),
+                group: Some("root".into()),
+            },
+            validate: None,
+            notify: Vec::new(),
+            sensitive: false,
+        }
+    }
+
+    fn applicable<'s>(&'s self, obs: &Observed<'_>) -> (Vec<&'s String>, Vec<String>) {
+        let mut ok = Vec::new();
+        let mut skipped = Vec::new();
+        for k in self.settings.keys() {
+            match obs.get(&format!("w.{k}")) {
+                Some("yes") => ok.push(k),
+                Some("ro") => skipped.push(match &obs.facts.container {
+                    Some(c) => format!(
+                        "sysctl {k}: kernel settings are read-only inside a container ({c})"
+                    ),
+                    None => format!("sysctl {k}: /proc/sys is read-only on this host"),
+                }),
+                _ => skipped.push(format!("sysctl {k}: this kernel has no such setting")),
+            }
+        }
+        (ok, skipped)
+    }
+}
+
+impl Resource for Sysctl {
+    fn id(&self) -> String {
+        format!("sysctl:{}", self.name)
+    }
+
+    fn probe(&self) -> String {
+        let mut sh = self.drop_in().probe();
+        for k in self.settings.keys() {
+            let p = q(&proc_path(k));
+            let key = q(k);
+            sh.push_str(&format!(
+                "if [ -w {p} ]; then printf 'w.%s=yes\\n' {key}; elif [ -e {p} ]; then printf 'w.%s=ro\\n' {key}; fi\n\
+                 if [ -r {p} ]; then printf 'v.%s=%s\\n' {key} \"$(tr '\\t' ' ' < {p})\"; fi\n"
+            ));
+        }
+        sh
+    }
+
+    fn plan(&self, obs: &Observed<'_>) -> Outcome {
+        let (keys, skipped) = self.applicable(obs);
+        let mut attrs = Vec::new();
+        if let Some(c) = self.drop_in().plan(obs).change {
+            attrs.push(Attr::new("file", None::<String>, Some(c.summary)));
+        }
+        for k in &keys {
+            let seen = obs.get(&format!("v.{k}")).map(normalize);
+            let want = normalize(&self.settings[*k]);
+            if seen.as_deref() != Some(want.as_str()) {
+                attrs.push(Attr::new(k, seen, Some(want)));
+            }
+        }
+        let mut outcome = if attrs.is_empty() {
+            Outcome::unchanged()
+        } else {
+            Outcome::change(
+                Change::new(
+                    self.id(),
+                    Action::Update,
+                    format!("set kernel settings ({})", self.name),
+                )
+                .with_attrs(attrs),
+            )
+        };
+        outcome.skipped = skipped;
+        outcome
+    }
+
+    fn apply(&self, change: &Change) -> Script {
+        let mut s = Script::default();
+        if change.attrs.iter().any(|a| a.name == "file") {
+            // Rewriting the whole file is right for both a new and a changed drop-in.
+            let rewrite = Change::new(String::new(), Action::Create, String::new());
+            s.append(self.drop_in().apply(&rewrite));
+        }
+        for a in change.attrs.iter().filter(|a| a.name != "file") {
+            s.line(format!(
+                "sysctl -q -w {}",
+                q(&format!("{}={}", a.name, self.settings[&a.name]))
+            ));
+        }
+        s
+    }
+}

@@ -1,0 +1,92 @@
+//! The test lab itself works: hosts boot systemd, answer SSH with the lab's key and pinned host
+//! keys, reach each other over the lab network, and are gone after the lab is dropped.
+
+mod common;
+
+use common::lab::{Lab, require_docker};
+use std::process::Command;
+
+#[test]
+fn lab_hosts_boot_answer_ssh_and_reach_each_other() {
+    require_docker();
+    let lab = Lab::start("lab_smoke", 2);
+    assert_eq!(lab.hosts.len(), 2);
+
+    for (i, host) in lab.hosts.iter().enumerate() {
+        // Over SSH with the generated key, host keys checked strictly.
+        let out = lab.ssh_ok(i, "hostname; id -un");
+        assert_eq!(
+            out.lines().collect::<Vec<_>>(),
+            [host.name.as_str(), "root"],
+            "host {i}"
+        );
+
+        // is-system-running exits non-zero when degraded: read what it prints.
+        let out = lab.ssh(i, "systemctl is-system-running --wait");
+        let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(
+            state == "running" || state == "degraded",
+            "{}: systemd is {state:?}; failed units: {}",
+            host.name,
+            lab.exec_ok(i, "systemctl --failed --no-legend --plain")
+        );
+        assert_eq!(lab.exec_ok(i, "systemctl is-active ssh").trim(), "active");
+    }
+
+    // The inventory's known_hosts is complete, so strict checking works with it alone.
+    let out = lab
+        .ssh_command(1)
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", lab.known_hosts.display()))
+        .arg("true")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Hosts reach each other's sshd over the lab network (no ping in the image).
+    for (from, to) in [(0, 1), (1, 0)] {
+        let ip = &lab.hosts[to].ip;
+        lab.ssh_ok(from, &format!("timeout 5 bash -c '</dev/tcp/{ip}/22'"));
+    }
+
+    let inventory = std::fs::read_to_string(&lab.inventory).unwrap();
+    for host in &lab.hosts {
+        assert!(
+            inventory.contains(&format!("[hosts.{}]", host.name)),
+            "{inventory}"
+        );
+        assert!(
+            inventory.contains(&format!("address = \"{}\"", host.ip)),
+            "{inventory}"
+        );
+    }
+    assert!(inventory.contains(&format!("identity_file = \"{}\"", lab.key.display())));
+
+    // Teardown removes containers, network and state.
+    let (name, state_dir) = (lab.name.clone(), lab.state_dir.clone());
+    drop(lab);
+    let left = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=slipway-lab.name={name}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "containers left: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+    let net = Command::new("docker")
+        .args(["network", "inspect", &format!("slipway-{name}")])
+        .output()
+        .unwrap();
+    assert!(!net.status.success(), "network slipway-{name} left");
+    assert!(!state_dir.exists(), "{} left", state_dir.display());
+}
