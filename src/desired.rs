@@ -50,7 +50,7 @@ pub fn build(project: &Project) -> InputResult<Vec<HostState>> {
             .inventory
             .host(name)
             .expect("limit names inventory hosts");
-        check_sudo_password(host, &project.redactor)?;
+        check_sudo_password(host, project)?;
         let mut plays = Vec::new();
         for play in project
             .playbook
@@ -99,22 +99,30 @@ pub fn build(project: &Project) -> InputResult<Vec<HostState>> {
 }
 
 /// A sudo password must be at hand before connecting, and is a secret from then on.
-fn check_sudo_password(host: &Host, redactor: &crate::redact::Redactor) -> InputResult<()> {
+fn check_sudo_password(host: &Host, project: &Project) -> InputResult<()> {
     let Some(var) = &host.become_password_env else {
         return Ok(());
     };
-    match std::env::var(var) {
+    match std::env::var(var.get_ref()) {
         Ok(pw) => {
-            redactor.add(&pw);
+            project.redactor.add(&pw);
             Ok(())
         }
-        Err(_) => Err(crate::diag::InputError::plain(format!(
-            "host {}: become_password_env names {var}, which is not set",
-            host.name
-        ))
-        .with_help(format!(
-            "export {var} with the sudo password, or remove become_password_env for NOPASSWD sudo"
-        ))),
+        Err(_) => Err(project
+            .inventory
+            .source
+            .error(
+                var.span(),
+                format!(
+                    "host {}: become_password_env names {}, which is not set",
+                    host.name,
+                    var.get_ref()
+                ),
+            )
+            .with_help(format!(
+                "export {} with the sudo password, or remove become_password_env for NOPASSWD sudo",
+                var.get_ref()
+            ))),
     }
 }
 

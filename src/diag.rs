@@ -59,6 +59,32 @@ impl SourceFile {
         }))
     }
 
+    /// An error about `needle` inside the text at `span` (an item in a list or a
+    /// pattern); points at the whole span when `needle` is not found there.
+    pub fn error_within(
+        &self,
+        span: std::ops::Range<usize>,
+        needle: &str,
+        message: impl Into<String>,
+    ) -> InputError {
+        let text = self.text.get(span.clone()).unwrap_or_default();
+        let at = text
+            .match_indices(needle)
+            .find(|(i, _)| {
+                let before = text[..*i].chars().next_back();
+                let after = text[i + needle.len()..].chars().next();
+                let boundary = |c: Option<char>| {
+                    c.is_none_or(|c| !c.is_ascii_alphanumeric() && c != '_' && c != '-')
+                };
+                boundary(before) && boundary(after)
+            })
+            .map(|(i, _)| span.start + i);
+        match at {
+            Some(start) => self.error(start..start + needle.len(), message),
+            None => self.error(span, message),
+        }
+    }
+
     /// Converts a TOML parse or type error into one pointing at this file.
     pub fn toml_error(&self, err: &toml::de::Error) -> InputError {
         let span = err.span().unwrap_or(0..0);

@@ -16,7 +16,14 @@ pub fn script<'r>(resources: impl IntoIterator<Item = &'r dyn Resource>) -> Scri
     for (i, r) in resources.into_iter().enumerate() {
         s.line(format!("printf '\\n{MARK}{i}\\n'"));
         // A subshell per resource: one probe's variables or failure cannot leak into the next.
-        s.line(format!("( {}\n) 2>/dev/null", r.probe()));
+        let probe = r.probe();
+        // `( )` is a syntax error in sh; a resource with nothing to observe prints nothing.
+        let probe = if probe.trim().is_empty() {
+            ":".to_string()
+        } else {
+            probe
+        };
+        s.line(format!("( {probe}\n) 2>/dev/null"));
     }
     s.line(format!("printf '\\n{MARK}end\\n'"));
     s

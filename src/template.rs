@@ -35,8 +35,9 @@ impl Templates {
         self.dir.as_deref()
     }
 
+    /// Whether a template file of that name exists (it may still fail to parse).
     pub fn exists(&self, name: &str) -> bool {
-        self.env.get_template(name).is_ok()
+        self.dir.as_ref().is_some_and(|d| d.join(name).is_file())
     }
 
     /// Renders the template file `name`. Errors point into the template.

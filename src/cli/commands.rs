@@ -7,7 +7,7 @@ use super::{CliError, EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Format, Ui};
 use crate::config::{Inventory, LoadOptions, Project};
 use crate::desired::{self, HostState};
 use crate::diag::SourceFile;
-use crate::engine::{Engine, HostReport, Session};
+use crate::engine::{Engine, HostReport, Session, new_salt};
 use crate::plan::Plan;
 use crate::plan::saved::SavedPlan;
 use crate::redact::Redactor;
@@ -35,13 +35,18 @@ fn load_options(sel: &Selection, playbook: &std::path::Path) -> Result<LoadOptio
 }
 
 /// Everything the user wrote, checked; nothing has touched a host yet.
-fn prepare(opts: &LoadOptions, forks: usize) -> Result<(Engine, Vec<HostState>), CliError> {
+fn prepare(
+    opts: &LoadOptions,
+    forks: usize,
+    salt: Vec<u8>,
+) -> Result<(Engine, Vec<HostState>), CliError> {
     let project = Project::load(opts)?;
     let states = desired::build(&project)?;
     Ok((
         Engine {
             forks,
             redactor: project.redactor.clone(),
+            salt,
         },
         states,
     ))
@@ -82,14 +87,14 @@ fn print_report(ui: &Ui, reports: &[HostReport]) {
 
 async fn plan(args: PlanArgs, ui: &Ui) -> Result<i32, CliError> {
     let opts = load_options(&args.sel, &args.playbook)?;
-    let (engine, states) = prepare(&opts, args.sel.forks)?;
+    let (engine, states) = prepare(&opts, args.sel.forks, new_salt())?;
     let progress = ui.progress();
     let sessions = engine.open_all(states, false, progress.as_ref()).await;
     let sessions = engine.close_all(sessions).await;
     let plan = plan_of(&sessions);
     print_plan(ui, &plan);
     if let Some(out) = &args.out {
-        SavedPlan::new(opts, plan.clone())
+        SavedPlan::new(opts, plan.clone(), &engine.salt)
             .save(out)
             .map_err(|e| CliError::Message(e.to_string()))?;
         if ui.format == Format::Human {
@@ -114,7 +119,7 @@ async fn apply(args: ApplyArgs, ui: &Ui) -> Result<i32, CliError> {
         return apply_saved(args, ui).await;
     }
     let opts = load_options(&args.sel, &args.target)?;
-    let (engine, states) = prepare(&opts, args.sel.forks)?;
+    let (engine, states) = prepare(&opts, args.sel.forks, new_salt())?;
     let sessions = engine.open_all(states, true, ui.progress().as_ref()).await;
     let plan = plan_of(&sessions);
     print_plan(ui, &plan);
@@ -164,7 +169,13 @@ async fn apply_saved(args: ApplyArgs, ui: &Ui) -> Result<i32, CliError> {
             "{e}\n(to apply a playbook, pass the inventory: slipway apply -i INVENTORY PLAYBOOK)"
         ))
     })?;
-    let (engine, states) = prepare(&saved.inputs, args.sel.forks)?;
+    let salt = hex::decode(&saved.salt).map_err(|_| {
+        CliError::Message(format!(
+            "{}: the plan's salt is not hex; run plan again",
+            args.target.display()
+        ))
+    })?;
+    let (engine, states) = prepare(&saved.inputs, args.sel.forks, salt)?;
     let names: Vec<&str> = states.iter().map(|s| s.host.name.as_str()).collect();
     let planned: Vec<&str> = saved.plan.hosts.iter().map(|h| h.host.as_str()).collect();
     if names != planned {
@@ -218,7 +229,11 @@ async fn facts(args: FactsArgs, ui: &Ui) -> Result<i32, CliError> {
                 .join(", ")
         ))
     })?;
-    let engine = Engine { forks: 1, redactor };
+    let engine = Engine {
+        forks: 1,
+        redactor,
+        salt: new_salt(),
+    };
     let state = HostState {
         host,
         plays: Vec::new(),

@@ -17,7 +17,15 @@ pub struct Doc<'a> {
 
 impl<'a> Doc<'a> {
     pub fn parse(src: &'a SourceFile) -> InputResult<Self> {
-        let table = DeTable::parse(&src.text).map_err(|e| src.toml_error(&e))?;
+        // The parser may report a later error first; the earliest one is where the
+        // user went wrong.
+        let (table, errors) = DeTable::parse_recoverable(&src.text);
+        if let Some(e) = errors
+            .iter()
+            .min_by_key(|e| e.span().map_or(usize::MAX, |s| s.start))
+        {
+            return Err(src.toml_error(e));
+        }
         let span = table.span();
         let root = Spanned::new(span, DeValue::Table(table.into_inner()));
         Ok(Self { src, root })

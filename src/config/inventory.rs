@@ -34,7 +34,7 @@ struct Settings {
     host_key_checking: Option<HostKeyPolicy>,
     #[serde(rename = "become")]
     become_: Option<Become>,
-    become_password_env: Option<String>,
+    become_password_env: Option<Spanned<String>>,
     connect_timeout: Option<u64>,
     proxy_jump: Option<String>,
     #[serde(default)]
@@ -69,7 +69,8 @@ pub struct Host {
     pub known_hosts: PathBuf,
     pub host_key_policy: HostKeyPolicy,
     pub become_: Become,
-    pub become_password_env: Option<String>,
+    /// The environment variable holding the sudo password, where the inventory names it.
+    pub become_password_env: Option<Spanned<String>>,
     pub connect_timeout: Duration,
     pub proxy_jump: Option<String>,
     pub groups: Vec<String>,
@@ -195,7 +196,10 @@ impl Inventory {
                     .rev()
                     .find_map(|s| s.become_)
                     .unwrap_or(Become::None),
-                become_password_env: pick(|s| s.become_password_env.clone()),
+                become_password_env: layers
+                    .iter()
+                    .rev()
+                    .find_map(|s| s.become_password_env.clone()),
                 connect_timeout: Duration::from_secs(
                     layers
                         .iter()

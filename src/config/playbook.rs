@@ -62,8 +62,9 @@ impl Playbook {
             let p = spanned.into_inner();
             let hosts = inventory.select(p.hosts.get_ref()).map_err(|unknown| {
                 source
-                    .error(
+                    .error_within(
                         p.hosts.span(),
+                        &unknown,
                         format!(
                             "no host or group named `{unknown}` in {}",
                             inventory.source.name()

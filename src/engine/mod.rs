@@ -54,6 +54,18 @@ impl HostReport {
 pub struct Engine {
     pub forks: usize,
     pub redactor: Redactor,
+    /// Salts change digests; a saved plan keeps its salt so they can be compared.
+    pub salt: Vec<u8>,
+}
+
+/// A fresh salt for a run's change digests.
+pub fn new_salt() -> Vec<u8> {
+    use std::io::Read;
+    let mut salt = vec![0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut salt))
+        .expect("/dev/urandom is readable");
+    salt
 }
 
 impl Engine {
@@ -86,7 +98,7 @@ impl Engine {
         self.each(states, |state| async move {
             let name = state.host.name.clone();
             progress.update(&name, "connecting and observing");
-            let session = Session::open(state, lock, &self.redactor).await;
+            let session = Session::open(state, lock, &self.redactor, &self.salt).await;
             match &session.plan.error {
                 Some(e) => progress.finish(&name, e.lines().next().unwrap_or_default(), false),
                 None => progress.finish(

@@ -18,16 +18,19 @@ pub struct Session {
     pub runner: Option<Runner>,
     pub lock: Option<Box<dyn HoldGuard>>,
     pub plan: HostPlan,
+    /// Salts the digests of planned changes (see [`crate::plan::Step::digest`]).
+    salt: Vec<u8>,
 }
 
 impl Session {
-    fn fail(state: HostState, error: String, commands: u32) -> Self {
+    fn fail(state: HostState, error: String, commands: u32, salt: &[u8]) -> Self {
         let plan = HostPlan::failed(&state.host.name, &state.host.address, error, commands);
         Self {
             state,
             runner: None,
             lock: None,
             plan,
+            salt: salt.to_vec(),
         }
     }
 
@@ -38,10 +41,10 @@ impl Session {
     }
 
     /// Connects and plans; with `take_lock`, holds the host lock until [`Session::close`].
-    pub async fn open(state: HostState, take_lock: bool, redactor: &Redactor) -> Self {
+    pub async fn open(state: HostState, take_lock: bool, redactor: &Redactor, salt: &[u8]) -> Self {
         let runner = match connect_runner(&state).await {
             Ok(r) => r,
-            Err(e) => return Self::fail(state, redactor.redact(&e), 0),
+            Err(e) => return Self::fail(state, redactor.redact(&e), 0, salt),
         };
         let mut lock_guard = None;
         if take_lock {
@@ -50,7 +53,7 @@ impl Session {
                 Err(e) => {
                     let n = runner.commands();
                     runner.transport().close().await;
-                    return Self::fail(state, redactor.redact(&e), n);
+                    return Self::fail(state, redactor.redact(&e), n, salt);
                 }
             }
         }
@@ -59,6 +62,7 @@ impl Session {
             state,
             runner: Some(runner),
             lock: lock_guard,
+            salt: salt.to_vec(),
         };
         session.plan = session.make_plan(redactor).await;
         session
@@ -68,7 +72,7 @@ impl Session {
         let runner = self.runner.as_ref().expect("connected");
         let state = &self.state;
         let mut plan = match compute::observe(runner, state).await {
-            Ok(obs) => compute::plan(state, &obs),
+            Ok(obs) => compute::plan(state, &obs, &self.salt),
             Err(e) => {
                 return HostPlan::failed(
                     &state.host.name,
@@ -137,7 +141,7 @@ impl Session {
                 return;
             }
         };
-        let fresh = compute::plan(&self.state, &obs);
+        let fresh = compute::plan(&self.state, &obs, &self.salt);
         for step in &self.plan.changes {
             let r = compute::resource_of(&self.state, step).expect("plan matches state");
             let still = fresh
@@ -224,7 +228,7 @@ async fn connect_runner(state: &HostState) -> Result<Runner, String> {
         .host
         .become_password_env
         .as_ref()
-        .and_then(|v| std::env::var(v).ok());
+        .and_then(|v| std::env::var(v.get_ref()).ok());
     let become_ = if spec.user == "root" {
         Become::None
     } else {

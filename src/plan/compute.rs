@@ -42,7 +42,7 @@ pub async fn observe(runner: &Runner, state: &HostState) -> Result<Observation, 
 
 /// Pure: what the host needs, from what was observed. Diffs of changed files
 /// are filled in later by [`fill_diffs`], which needs the files' current text.
-pub fn plan(state: &HostState, obs: &Observation) -> HostPlan {
+pub fn plan(state: &HostState, obs: &Observation, salt: &[u8]) -> HostPlan {
     let mut plan = HostPlan {
         host: state.host.name.clone(),
         address: state.host.address.clone(),
@@ -78,10 +78,12 @@ pub fn plan(state: &HostState, obs: &Observation) -> HostPlan {
                         notified.push(n.clone());
                     }
                 }
+                let digest = digest(salt, &r.apply(&change));
                 plan.changes.push(Step {
                     play: play.index,
                     index,
                     change,
+                    digest,
                 });
             }
         }
@@ -95,6 +97,16 @@ pub fn plan(state: &HostState, obs: &Observation) -> HostPlan {
         plan.error = Some(blocked.join("\n"));
     }
     plan
+}
+
+fn digest(salt: &[u8], script: &Script) -> String {
+    let mut bytes = salt.to_vec();
+    bytes.extend_from_slice(script.sh.as_bytes());
+    for p in &script.payloads {
+        bytes.extend_from_slice(&(p.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(p);
+    }
+    crate::digest::sha256_hex(&bytes)
 }
 
 /// The resource a step refers to.

@@ -19,6 +19,10 @@ pub struct Step {
     pub index: usize,
     #[serde(flatten)]
     pub change: Change,
+    /// Salted sha256 of exactly what apply will run for this change, so a saved
+    /// plan can tell whether the playbook still asks for the same work (content
+    /// of sensitive files included) without holding anything secret.
+    pub digest: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -21,6 +21,8 @@ pub struct SavedPlan {
     /// Seconds since the epoch.
     pub created: u64,
     pub inputs: LoadOptions,
+    /// Hex salt of the plan's change digests.
+    pub salt: String,
     pub plan: Plan,
 }
 
@@ -41,7 +43,7 @@ pub enum SavedPlanError {
 }
 
 impl SavedPlan {
-    pub fn new(inputs: LoadOptions, plan: Plan) -> Self {
+    pub fn new(inputs: LoadOptions, plan: Plan, salt: &[u8]) -> Self {
         Self {
             format: FORMAT.into(),
             version: VERSION,
@@ -51,6 +53,7 @@ impl SavedPlan {
                 .map(|d| d.as_secs())
                 .unwrap_or_default(),
             inputs,
+            salt: hex::encode(salt),
             plan,
         }
     }

@@ -69,10 +69,11 @@ pub fn build<'a>(node: &Node<'a>, ctx: &BuildContext<'a>) -> InputResult<Box<dyn
         return Err(ctx.doc.src.error(span, "name lists no packages"));
     }
     if let Some(bad) = names.iter().find(|n| !valid_name(n)) {
-        return Err(ctx
-            .doc
-            .src
-            .error(span, format!("`{bad}` is not a valid Debian package name")));
+        return Err(ctx.doc.src.error_within(
+            span,
+            bad,
+            format!("`{bad}` is not a valid Debian package name"),
+        ));
     }
     Ok(Box::new(Package {
         names,

@@ -25,7 +25,7 @@ pub struct Sysctl {
 #[serde(deny_unknown_fields)]
 struct Spec {
     name: toml::Spanned<String>,
-    settings: toml::Spanned<BTreeMap<String, toml::Value>>,
+    settings: BTreeMap<String, toml::Spanned<toml::Value>>,
 }
 
 pub fn build<'a>(node: &Node<'a>, ctx: &BuildContext<'a>) -> InputResult<Box<dyn Resource>> {
@@ -43,7 +43,8 @@ pub fn build<'a>(node: &Node<'a>, ctx: &BuildContext<'a>) -> InputResult<Box<dyn
         ));
     }
     let mut settings = BTreeMap::new();
-    for (k, v) in spec.settings.get_ref() {
+    for (k, spanned) in &spec.settings {
+        let v = spanned.get_ref();
         let valid = !k.is_empty()
             && k.chars()
                 .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
@@ -53,13 +54,13 @@ pub fn build<'a>(node: &Node<'a>, ctx: &BuildContext<'a>) -> InputResult<Box<dyn
             toml::Value::Boolean(b) => u8::from(*b).to_string(),
             _ => {
                 return Err(src.error(
-                    spec.settings.span(),
+                    spanned.span(),
                     format!("`{k}`: value must be a string or a number"),
                 ));
             }
         };
         if !valid {
-            return Err(src.error(spec.settings.span(), format!("`{k}` is not a sysctl key")));
+            return Err(src.error(spanned.span(), format!("`{k}` is not a sysctl key")));
         }
         settings.insert(k.clone(), value);
     }

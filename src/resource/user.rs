@@ -238,7 +238,11 @@ fi
         }
         let groups = self.groups.join(",");
         if change.action == Action::Create {
-            let mut cmd = String::from("useradd --create-home --user-group");
+            let mut cmd = String::from(
+                // A group named like the user (made earlier, e.g. by a `group` resource) becomes
+                // its primary group; otherwise useradd makes one.
+                "if getent group \"$n\" >/dev/null; then pg=\"--gid $n\"; else pg=--user-group; fi\nuseradd --create-home $pg",
+            );
             if self.system {
                 cmd.push_str(" --system");
             }

@@ -30,7 +30,7 @@ usage() {
   cat >&2 <<'EOF'
 usage: tests/lab/lab.sh COMMAND [ARGS]
 
-  deps                         install docker.io, debootstrap, openssh-client, iproute2 (apt)
+  deps                         install docker.io, debootstrap, openssh-client and -server, iproute2 (apt)
                                and start dockerd if it is not answering
   image                        build the image slipway-lab:bookworm (no-op when present; the
                                imported tarball is cached under ${XDG_CACHE_HOME:-~/.cache}/slipway-lab)
@@ -98,7 +98,7 @@ start_dockerd() {
 # deps
 
 cmd_deps() {
-  local pkgs=(docker.io debootstrap openssh-client iproute2 debian-archive-keyring ca-certificates
+  local pkgs=(docker.io debootstrap openssh-client openssh-server iproute2 debian-archive-keyring ca-certificates
     util-linux tar)
   local missing=() p
   for p in "${pkgs[@]}"; do
