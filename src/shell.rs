@@ -44,6 +44,9 @@ impl Script {
     }
 }
 
+/// Removes the temp file `$t` however the step ends, a dropped connection included.
+pub const REMOVE_TEMP_ON_EXIT: &str = "trap 'rm -f \"$t\"' EXIT; trap 'exit 1' HUP INT TERM PIPE";
+
 /// Defined at the top of every script slipway runs. The payload stream is moved
 /// to fd 3 so that commands run by the script cannot swallow it from stdin.
 pub const PRELUDE: &str = r#"exec 3<&0 </dev/null

@@ -507,3 +507,135 @@ fn facts_describe_the_host() {
     assert_eq!(f["uid"], 0);
     assert_eq!(f["hostname"], lab.hosts[0].name.as_str());
 }
+
+#[test]
+fn limit_extra_vars_binary_files_and_a_failed_host() {
+    let lab = Lab::start("limit", 2);
+    let p = Project::new();
+    let blob: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::create_dir_all(p.path("files")).unwrap();
+    std::fs::write(p.path("files/blob.bin"), &blob).unwrap();
+    p.write(
+        "playbook.toml",
+        "[[play]]\nhosts = \"all\"\n[play.vars]\ngreeting = \"hello\"\n\
+         [[play.resources]]\ntype = \"file\"\npath = \"/etc/greeting\"\ncontent = \"{{ greeting }} from {{ inventory_hostname }}\\n\"\n\
+         [[play.resources]]\ntype = \"file\"\npath = \"/opt/blob.bin\"\nsource = \"files/blob.bin\"\n",
+    );
+    let (one, two) = (lab.hosts[0].name.clone(), lab.hosts[1].name.clone());
+
+    let r = plan(&lab, &p, &["--limit", &two, "-e", "greeting=bye"]).expect(0);
+    assert!(!r.stdout.contains(&one), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("+bye from {two}")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("/opt/blob.bin: binary or large; absent -> 300000 bytes"),
+        "{}",
+        r.stdout
+    );
+
+    apply(&lab, &p, &["--limit", &two, "-e", "greeting=bye", "--yes"]).expect(0);
+    assert_eq!(
+        lab.ssh_ok(1, "cat /etc/greeting"),
+        format!("bye from {two}\n")
+    );
+    assert_eq!(
+        lab.ssh_ok(1, "sha256sum < /opt/blob.bin | cut -c1-64")
+            .trim(),
+        sha256(&blob)
+    );
+    lab.ssh_ok(0, "test ! -e /etc/greeting");
+
+    // A host that cannot be reached fails alone; the others are planned and applied.
+    lab.exec_ok(
+        1,
+        "systemctl stop ssh.socket ssh.service 2>/dev/null; systemctl stop ssh",
+    );
+    let r = apply(&lab, &p, &["--yes", "--forks", "1"]).expect(1);
+    assert!(
+        r.stdout.contains(&format!("{one} 2 changed, verified")),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains(&format!("{two} failed")), "{}", r.stdout);
+    assert!(r.stdout.contains("1 host failed"), "{}", r.stdout);
+    assert_eq!(
+        lab.ssh_ok(0, "cat /etc/greeting"),
+        format!("hello from {one}\n")
+    );
+}
+
+#[test]
+fn a_dropped_connection_never_leaves_a_partial_file() {
+    let lab = Lab::start("dropped", 1);
+    let p = Project::new();
+    let big: Vec<u8> = (0..64_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 7) as u8)
+        .collect();
+    std::fs::create_dir_all(p.path("files")).unwrap();
+    std::fs::write(p.path("files/big.bin"), &big).unwrap();
+    p.write(
+        "playbook.toml",
+        "[[play]]\nhosts = \"all\"\n[[play.resources]]\ntype = \"file\"\npath = \"/var/tmp/big.bin\"\nsource = \"files/big.bin\"\n",
+    );
+    let mut child = slipway(p.dir.path())
+        .arg("apply")
+        .arg("-i")
+        .arg(&lab.inventory)
+        .arg(p.path("playbook.toml"))
+        .arg("--yes")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill slipway once the transfer has started: the temp file exists beside the target.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while lab
+        .exec(0, "ls /var/tmp/.slipway.* >/dev/null 2>&1")
+        .status
+        .code()
+        != Some(0)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the transfer never started"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "apply ended before the transfer was seen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while lab
+        .exec(0, "ls /var/tmp/.slipway.* >/dev/null 2>&1")
+        .status
+        .code()
+        == Some(0)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the temp file was never removed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    lab.exec_ok(0, "test ! -e /var/tmp/big.bin");
+    // The lock died with the connection: a new apply goes through.
+    apply(&lab, &p, &["--yes"]).expect(0);
+    assert_eq!(
+        lab.exec_ok(0, "sha256sum < /var/tmp/big.bin | cut -c1-64")
+            .trim(),
+        sha256(&big)
+    );
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    slipway::digest::sha256_hex(bytes)
+}

@@ -11,7 +11,7 @@ use super::{BuildContext, Observed, Outcome, Presence, Resource};
 use crate::config::doc::Node;
 use crate::diag::InputResult;
 use crate::plan::change::{Action, Attr, Change, Diff};
-use crate::shell::{Script, q};
+use crate::shell::{REMOVE_TEMP_ON_EXIT, Script, q};
 
 #[derive(Debug, Clone)]
 pub struct File {
@@ -226,16 +226,27 @@ impl Resource for File {
             return s;
         }
         s.line("d=$(dirname \"$p\"); mkdir -p \"$d\"");
-        // The temp file lives beside the target so the final rename is atomic.
+        // The temp file lives beside the target so the final rename is atomic; it is
+        // removed on any failure, including a dropped connection (HUP, PIPE).
         s.line("t=$(mktemp \"$d/.slipway.XXXXXX\")");
-        let write = s.payload(self.new_content().to_vec());
-        s.line(format!("{write} > \"$t\" || {{ rm -f \"$t\"; exit 1; }}"));
-        let attrs = self.attrs.apply("\"$t\"", Some("\"$p\""), 0o644);
-        s.line(format!("{{ {attrs}}} || {{ rm -f \"$t\"; exit 1; }}"));
+        s.line(REMOVE_TEMP_ON_EXIT);
+        let content = self.new_content();
+        let write = s.payload(content.to_vec());
+        s.line(format!("{write} > \"$t\""));
+        // A connection that broke mid-transfer leaves a short file: never install it.
+        s.line(format!(
+            "printf '%s  %s\\n' {} \"$t\" | sha256sum -c --status || {{ echo {} >&2; exit 1; }}",
+            crate::digest::sha256_hex(content),
+            q(&format!(
+                "the new content of {} arrived incomplete; the file was left unchanged",
+                self.path
+            ))
+        ));
+        s.line(self.attrs.apply("\"$t\"", Some("\"$p\""), 0o644));
         if let Some(v) = &self.validate {
             let cmd = v.replace("{}", "\"$t\"");
             s.line(format!(
-                "if ! ( {cmd} ) >&2; then rm -f \"$t\"; echo {} >&2; exit 1; fi",
+                "if ! ( {cmd} ) >&2; then echo {} >&2; exit 1; fi",
                 q(&format!(
                     "validation failed: `{v}`; {} was left unchanged",
                     self.path

@@ -7,7 +7,7 @@ use super::{BuildContext, Observed, Outcome, Presence, Resource};
 use crate::config::doc::Node;
 use crate::diag::InputResult;
 use crate::plan::change::{Action, Attr, Change};
-use crate::shell::{Script, q};
+use crate::shell::{REMOVE_TEMP_ON_EXIT, Script, q};
 
 #[derive(Debug, Clone, Default)]
 pub struct User {
@@ -294,6 +294,8 @@ install -d -m 0700 -o "$n" -g "$g" "$h/.ssh"
 f="$h/.ssh/authorized_keys"; t=$(mktemp "$h/.ssh/.slipway.XXXXXX")
 "#,
         );
+        sh.push_str(REMOVE_TEMP_ON_EXIT);
+        sh.push('\n');
         if !self.exclusive_keys {
             sh.push_str("if [ -f \"$f\" ]; then cat \"$f\" > \"$t\"; fi\n");
         }
