@@ -42,10 +42,20 @@ impl Session {
 
     /// Connects and plans; with `take_lock`, holds the host lock until [`Session::close`].
     pub async fn open(state: HostState, take_lock: bool, redactor: &Redactor, salt: &[u8]) -> Self {
-        let runner = match connect_runner(&state).await {
-            Ok(r) => r,
-            Err(e) => return Self::fail(state, redactor.redact(&e), 0, salt),
-        };
+        match connect_runner(&state).await {
+            Ok(runner) => Self::start(state, runner, take_lock, redactor, salt).await,
+            Err(e) => Self::fail(state, redactor.redact(&e), 0, salt),
+        }
+    }
+
+    /// Plans over an already open [`Runner`]: the seam where another transport plugs in.
+    pub async fn start(
+        state: HostState,
+        runner: Runner,
+        take_lock: bool,
+        redactor: &Redactor,
+        salt: &[u8],
+    ) -> Self {
         let mut lock_guard = None;
         if take_lock {
             match lock::acquire(&runner).await {

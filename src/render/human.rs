@@ -257,3 +257,74 @@ impl Human {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::change::Change;
+    use crate::plan::{HostPlan, Step};
+
+    fn plan() -> Plan {
+        let mut change = Change::new("file:/etc/motd".into(), Action::Update, "update /etc/motd");
+        change.diff = Some(crate::diff::file_diff(
+            "/etc/motd",
+            Some(b"old\n"),
+            b"new\n",
+        ));
+        Plan {
+            hosts: vec![
+                HostPlan {
+                    host: "web1".into(),
+                    address: "192.0.2.1".into(),
+                    changes: vec![Step {
+                        play: 0,
+                        index: 0,
+                        change,
+                        digest: String::new(),
+                    }],
+                    remote_commands: 2,
+                    ..HostPlan::default()
+                },
+                HostPlan {
+                    host: "web2".into(),
+                    address: "192.0.2.2".into(),
+                    remote_commands: 1,
+                    ..HostPlan::default()
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn colours_only_when_asked() {
+        let on = Human {
+            palette: Palette { on: true },
+            verbose: false,
+        }
+        .plan(&plan());
+        assert!(on.contains("\u{1b}[32m+new\u{1b}[0m"), "{on}");
+        assert!(on.contains("\u{1b}[31m-old\u{1b}[0m"), "{on}");
+        let off = Human {
+            palette: Palette { on: false },
+            verbose: false,
+        }
+        .plan(&plan());
+        assert!(!off.contains('\u{1b}'), "{off}");
+        assert!(off.contains("--- /etc/motd (on host)\n"), "{off}");
+    }
+
+    #[test]
+    fn summary_counts_changes_and_hosts_and_verbose_shows_commands() {
+        let out = Human {
+            palette: Palette { on: false },
+            verbose: true,
+        }
+        .plan(&plan());
+        assert!(out.contains("Plan: 1 to change on 1 of 2 hosts."), "{out}");
+        assert!(
+            out.contains("web1 (192.0.2.1) [2 remote commands]"),
+            "{out}"
+        );
+        assert!(out.contains("web2 (192.0.2.2) [1 remote command]"), "{out}");
+    }
+}
