@@ -17,6 +17,9 @@ impl Templates {
         let mut env = Environment::new();
         // A typo in a variable name must fail the plan, not render an empty string.
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Errors must name line and column in release builds too (minijinja keeps
+        // that information only in debug builds unless told).
+        env.set_debug(true);
         // Config files are not HTML: minijinja would otherwise escape .yaml/.json output.
         env.set_auto_escape_callback(|_| AutoEscape::None);
         env.set_syntax(

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::desired::HostState;
 use crate::plan::HostPlan;
-use crate::plan::compute::resource_of;
+use crate::plan::compute::{Observation, observed_of, resource_of};
 use crate::resource::service;
 use crate::shell::Script;
 
@@ -30,7 +30,7 @@ pub struct StepReport {
 }
 
 /// The steps and handlers of `plan`, in the order the script runs them.
-fn units(state: &HostState, plan: &HostPlan) -> Vec<(String, String, Script)> {
+fn units(state: &HostState, plan: &HostPlan, obs: &Observation) -> Vec<(String, String, Script)> {
     let mut units = Vec::new();
     let mut plays: Vec<usize> = plan.changes.iter().map(|s| s.play).collect();
     plays.dedup();
@@ -40,7 +40,7 @@ fn units(state: &HostState, plan: &HostPlan) -> Vec<(String, String, Script)> {
             units.push((
                 step.change.resource.clone(),
                 step.change.summary.clone(),
-                r.apply(&step.change),
+                r.apply(&step.change, &observed_of(state, step, obs)),
             ));
         }
         for h in plan.handlers.iter().filter(|h| h.play == play) {
@@ -54,10 +54,14 @@ fn units(state: &HostState, plan: &HostPlan) -> Vec<(String, String, Script)> {
     units
 }
 
-pub fn script(state: &HostState, plan: &HostPlan) -> (Script, Vec<(String, String)>) {
+pub fn script(
+    state: &HostState,
+    plan: &HostPlan,
+    obs: &Observation,
+) -> (Script, Vec<(String, String)>) {
     let mut s = Script::default();
     let mut names = Vec::new();
-    for (i, (resource, summary, unit)) in units(state, plan).into_iter().enumerate() {
+    for (i, (resource, summary, unit)) in units(state, plan, obs).into_iter().enumerate() {
         s.line(format!("printf '@@slipway-step {i}\\n'"));
         s.line("(\nset -e");
         s.append(unit);

@@ -20,6 +20,8 @@ pub struct Session {
     pub plan: HostPlan,
     /// Salts the digests of planned changes (see [`crate::plan::Step::digest`]).
     salt: Vec<u8>,
+    /// What the plan was computed from.
+    observed: Option<Observation>,
 }
 
 impl Session {
@@ -31,6 +33,7 @@ impl Session {
             lock: None,
             plan,
             salt: salt.to_vec(),
+            observed: None,
         }
     }
 
@@ -73,16 +76,22 @@ impl Session {
             runner: Some(runner),
             lock: lock_guard,
             salt: salt.to_vec(),
+            observed: None,
         };
         session.plan = session.make_plan(redactor).await;
         session
     }
 
-    async fn make_plan(&self, redactor: &Redactor) -> HostPlan {
+    /// Observes and plans; keeps the observation, which apply works from.
+    async fn make_plan(&mut self, redactor: &Redactor) -> HostPlan {
         let runner = self.runner.as_ref().expect("connected");
         let state = &self.state;
         let mut plan = match compute::observe(runner, state).await {
-            Ok(obs) => compute::plan(state, &obs, &self.salt),
+            Ok(obs) => {
+                let plan = compute::plan(state, &obs, &self.salt);
+                self.observed = Some(obs);
+                plan
+            }
             Err(e) => {
                 return HostPlan::failed(
                     &state.host.name,
@@ -115,7 +124,11 @@ impl Session {
         if let Some(e) = &self.plan.error {
             report.error = Some(e.clone());
         } else if !self.plan.changes.is_empty() {
-            let (script, names) = execute::script(&self.state, &self.plan);
+            let observed = self
+                .observed
+                .as_ref()
+                .expect("a plan without error was observed");
+            let (script, names) = execute::script(&self.state, &self.plan, observed);
             match runner.run(&script).await {
                 Ok(out) => {
                     report.steps = execute::parse(&redactor.redact(&out.stdout_str()), &names);

@@ -60,10 +60,11 @@ pub fn plan(state: &HostState, obs: &Observation, salt: &[u8]) -> HostPlan {
                 resource: r.id(),
                 sha256: probe::fingerprint(section),
             });
-            let outcome = r.plan(&Observed {
+            let observed = Observed {
                 section,
                 facts: &obs.facts,
-            });
+            };
+            let outcome = r.plan(&observed);
             plan.skipped
                 .extend(outcome.skipped.into_iter().map(|reason| Skip {
                     resource: r.id(),
@@ -78,7 +79,7 @@ pub fn plan(state: &HostState, obs: &Observation, salt: &[u8]) -> HostPlan {
                         notified.push(n.clone());
                     }
                 }
-                let digest = digest(salt, &r.apply(&change));
+                let digest = digest(salt, &r.apply(&change, &observed));
                 plan.changes.push(Step {
                     play: play.index,
                     index,
@@ -107,6 +108,20 @@ fn digest(salt: &[u8], script: &Script) -> String {
         bytes.extend_from_slice(p);
     }
     crate::digest::sha256_hex(&bytes)
+}
+
+/// What the probe saw of a step's resource.
+pub fn observed_of<'o>(state: &HostState, step: &Step, obs: &'o Observation) -> Observed<'o> {
+    let before: usize = state
+        .plays
+        .iter()
+        .take_while(|p| p.index != step.play)
+        .map(|p| p.resources.len())
+        .sum();
+    Observed {
+        section: &obs.sections[before + step.index],
+        facts: &obs.facts,
+    }
 }
 
 /// The resource a step refers to.

@@ -96,7 +96,7 @@ impl Resource for Command {
         Outcome::change(Change::new(self.id(), Action::Run, summary))
     }
 
-    fn apply(&self, _change: &Change) -> Script {
+    fn apply(&self, _change: &Change, _observed: &Observed<'_>) -> Script {
         Script::new(format!("{}\n", self.run))
     }
 

@@ -94,7 +94,7 @@ impl Resource for Directory {
         }
     }
 
-    fn apply(&self, change: &Change) -> Script {
+    fn apply(&self, change: &Change, _observed: &Observed<'_>) -> Script {
         let mut s = Script::default();
         s.line(format!("p={}", q(&self.path)));
         match change.action {

@@ -212,7 +212,7 @@ impl Resource for File {
         change.diff = Some(self.diff_of(old, self.new_content()));
     }
 
-    fn apply(&self, change: &Change) -> Script {
+    fn apply(&self, change: &Change, _observed: &Observed<'_>) -> Script {
         let mut s = Script::default();
         s.line(format!("p={}", q(&self.path)));
         if change.action == Action::Delete {

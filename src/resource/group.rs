@@ -100,7 +100,7 @@ impl Resource for Group {
         }
     }
 
-    fn apply(&self, change: &Change) -> Script {
+    fn apply(&self, change: &Change, _observed: &Observed<'_>) -> Script {
         let n = q(&self.name);
         let gid = self.gid.map(|g| format!(" -g {g}")).unwrap_or_default();
         Script::new(match change.action {

@@ -92,7 +92,8 @@ pub trait Resource: Send + Sync + Debug {
     fn plan(&self, observed: &Observed<'_>) -> Outcome;
 
     /// The shell that makes `change` happen. Runs under `set -e`.
-    fn apply(&self, change: &Change) -> Script;
+    /// `observed` is what the plan was computed from (re-checked before apply).
+    fn apply(&self, change: &Change, observed: &Observed<'_>) -> Script;
 
     /// Services to restart once at the end of the play when this resource changed.
     fn notify(&self) -> &[String] {

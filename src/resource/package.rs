@@ -199,7 +199,7 @@ impl Resource for Package {
         }
     }
 
-    fn apply(&self, change: &Change) -> Script {
+    fn apply(&self, change: &Change, _observed: &Observed<'_>) -> Script {
         let mut s = Script::default();
         let apt = "apt-get -q -y -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold";
         if change.action == Action::Delete {

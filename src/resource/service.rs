@@ -132,7 +132,7 @@ impl Resource for Service {
         Outcome::change(Change::new(self.id(), Action::Update, summary).with_attrs(attrs))
     }
 
-    fn apply(&self, change: &Change) -> Script {
+    fn apply(&self, change: &Change, _observed: &Observed<'_>) -> Script {
         let n = q(&self.name);
         let mut s = Script::default();
         for a in &change.attrs {

@@ -171,12 +171,12 @@ impl Resource for Sysctl {
         outcome
     }
 
-    fn apply(&self, change: &Change) -> Script {
+    fn apply(&self, change: &Change, observed: &Observed<'_>) -> Script {
         let mut s = Script::default();
         if change.attrs.iter().any(|a| a.name == "file") {
             // Rewriting the whole file is right for both a new and a changed drop-in.
             let rewrite = Change::new(String::new(), Action::Create, String::new());
-            s.append(self.drop_in().apply(&rewrite));
+            s.append(self.drop_in().apply(&rewrite, observed));
         }
         for a in change.attrs.iter().filter(|a| a.name != "file") {
             s.line(format!(

@@ -229,7 +229,7 @@ fi
         }
     }
 
-    fn apply(&self, change: &Change) -> Script {
+    fn apply(&self, change: &Change, _observed: &Observed<'_>) -> Script {
         let mut s = Script::default();
         s.line(format!("n={}", q(&self.name)));
         if change.action == Action::Delete {
