@@ -188,6 +188,9 @@ fn converges_fresh_hosts_and_a_second_run_changes_nothing() {
     }
 
     let again = plan(&lab, &p, &["--detailed-exitcode", "-v"]).expect(0);
+    assert_no_secret(&again);
+    assert!(again.stderr.contains("remote command"), "{}", again.stderr);
+    assert!(again.stderr.contains("connected"), "{}", again.stderr);
     assert!(again.stdout.contains("No changes"), "{}", again.stdout);
     assert!(
         again.stdout.contains("[1 remote command]"),

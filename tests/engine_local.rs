@@ -138,7 +138,7 @@ impl Fixture {
     }
 
     async fn session(&self, lock: bool) -> Session {
-        let runner = Runner::new(Arc::new(Local), Become::None, None);
+        let runner = Runner::new("local", Arc::new(Local), Become::None, None);
         Session::start(self.state(), runner, lock, &Redactor::default(), b"salt").await
     }
 }

@@ -23,7 +23,8 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = Format::Human, global = true)]
     pub format: Format,
 
-    /// More detail: remote command counts, host facts; -vv adds tracing output
+    /// More detail: remote command counts, host facts and tracing of connections and
+    /// remote commands (sizes and timings, never contents); -vv adds debug output
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 }

@@ -64,7 +64,7 @@ impl Ui {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     let ui = Ui::new(&cli);
-    init_tracing(ui.verbose);
+    init_tracing(ui.verbose, ui.palette.on && std::io::stderr().is_terminal());
     let color = ui.palette.on;
     miette::set_hook(Box::new(move |_| {
         Box::new(
@@ -92,10 +92,10 @@ pub fn main() -> i32 {
     }
 }
 
-fn init_tracing(verbose: u8) {
+fn init_tracing(verbose: u8, ansi: bool) {
     let level = match verbose {
-        0 | 1 => "warn",
-        2 => "info,russh=warn",
+        0 => "warn",
+        1 => "info,russh=warn",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLIPWAY_LOG")
@@ -104,5 +104,6 @@ fn init_tracing(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(ansi)
         .init();
 }

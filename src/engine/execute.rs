@@ -47,11 +47,20 @@ fn units(state: &HostState, plan: &HostPlan, obs: &Observation) -> Vec<(String, 
             units.push((
                 format!("handler:{}", h.service),
                 format!("restart {}", h.service),
-                Script::new(service::restart(&h.service)),
+                Script::new(service::restart(&h.service, check_of(state, &h.service))),
             ));
         }
     }
     units
+}
+
+/// The check of the service a handler restarts, if the host's resources give one.
+fn check_of<'s>(state: &'s HostState, service: &str) -> Option<&'s str> {
+    state
+        .resources()
+        .filter_map(|r| r.service_check())
+        .find(|(name, _)| *name == service)
+        .map(|(_, check)| check)
 }
 
 pub fn script(

@@ -9,6 +9,8 @@ use crate::shell::{PRELUDE, Script, q};
 use crate::transport::{ExecOutput, Held, Transport, TransportError};
 
 pub struct Runner {
+    /// The inventory name, for logs.
+    host: String,
     transport: Arc<dyn Transport>,
     become_: Become,
     /// The sudo password, sent as the first line of stdin, never on a command line.
@@ -17,8 +19,14 @@ pub struct Runner {
 }
 
 impl Runner {
-    pub fn new(transport: Arc<dyn Transport>, become_: Become, password: Option<String>) -> Self {
+    pub fn new(
+        host: &str,
+        transport: Arc<dyn Transport>,
+        become_: Become,
+        password: Option<String>,
+    ) -> Self {
         Self {
+            host: host.to_string(),
             transport,
             become_,
             password,
@@ -49,14 +57,30 @@ impl Runner {
         for p in &script.payloads {
             stdin.extend_from_slice(p);
         }
-        self.commands.fetch_add(1, Ordering::Relaxed);
-        self.transport.exec(&command, &stdin).await
+        let n = self.commands.fetch_add(1, Ordering::Relaxed) + 1;
+        let started = std::time::Instant::now();
+        let result = self.transport.exec(&command, &stdin).await;
+        // Sizes and timings only: scripts and payloads may hold secrets.
+        match &result {
+            Ok(out) => tracing::info!(
+                host = %self.host,
+                command = n,
+                sent = stdin.len(),
+                received = out.stdout.len() + out.stderr.len(),
+                status = out.status,
+                ms = started.elapsed().as_millis() as u64,
+                "remote command"
+            ),
+            Err(e) => tracing::warn!(host = %self.host, command = n, "remote command failed: {e}"),
+        }
+        result
     }
 
     /// Starts a long-running root command (the host lock) that lives until released.
     pub async fn hold(&self, sh: &str) -> Result<Held, TransportError> {
         let (command, stdin) = self.escalate(&format!("sh -c {}", q(sh)));
-        self.commands.fetch_add(1, Ordering::Relaxed);
+        let n = self.commands.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::info!(host = %self.host, command = n, "remote command held open (host lock)");
         self.transport.hold(&command, &stdin).await
     }
 

@@ -246,7 +246,17 @@ impl Session {
 
 async fn connect_runner(state: &HostState) -> Result<Runner, String> {
     let spec = connect::spec(&state.host)?;
+    let started = std::time::Instant::now();
     let transport = ssh::connect(&spec).await.map_err(|e| e.to_string())?;
+    tracing::info!(
+        host = %state.host.name,
+        address = %spec.address,
+        port = spec.port,
+        user = %spec.user,
+        via = spec.proxy_jump.as_ref().map(|j| j.address.as_str()).unwrap_or("direct"),
+        ms = started.elapsed().as_millis() as u64,
+        "connected"
+    );
     let password = state
         .host
         .become_password_env
@@ -257,7 +267,12 @@ async fn connect_runner(state: &HostState) -> Result<Runner, String> {
     } else {
         state.host.become_
     };
-    Ok(Runner::new(Arc::new(transport), become_, password))
+    Ok(Runner::new(
+        &state.host.name,
+        Arc::new(transport),
+        become_,
+        password,
+    ))
 }
 
 /// Secrets cannot hide in any field: every string in the plan goes through the redactor.

@@ -138,6 +138,8 @@ pub async fn fill_diffs(
     state: &HostState,
     plan: &mut HostPlan,
 ) -> Result<(), String> {
+    let facts = plan.facts.clone().unwrap_or_default();
+    let facts = &facts;
     let mut wanted = Vec::new();
     for (i, step) in plan.changes.iter().enumerate() {
         let r = resource_of(state, step).expect("plan matches state");
@@ -167,7 +169,7 @@ pub async fn fill_diffs(
             .map_err(|e| format!("could not read the current content of a file: {e}"))?;
         let step = &mut plan.changes[*i];
         let r = resource_of(state, step).expect("plan matches state");
-        r.set_diff(&mut step.change, Some(&old));
+        r.set_diff(&mut step.change, Some(&old), facts);
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use super::fsattr::{FsAttrs, PROBE_STAT, RawAttrs};
 use super::{BuildContext, Observed, Outcome, Presence, Resource};
 use crate::config::doc::Node;
 use crate::diag::InputResult;
+use crate::facts::HostFacts;
 use crate::plan::change::{Action, Attr, Change, Diff};
 use crate::shell::{REMOVE_TEMP_ON_EXIT, Script, q};
 
@@ -208,7 +209,7 @@ impl Resource for File {
             .then(|| self.path.clone())
     }
 
-    fn set_diff(&self, change: &mut Change, old: Option<&[u8]>) {
+    fn set_diff(&self, change: &mut Change, old: Option<&[u8]>, _facts: &HostFacts) {
         change.diff = Some(self.diff_of(old, self.new_content()));
     }
 

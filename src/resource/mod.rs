@@ -4,8 +4,10 @@
 
 pub mod command;
 pub mod directory;
+pub mod facts_file;
 pub mod file;
 pub mod group;
+pub mod json_keys;
 pub mod package;
 pub mod service;
 pub mod sysctl;
@@ -106,7 +108,19 @@ pub trait Resource: Send + Sync + Debug {
     }
 
     /// Fills in the change's diff from the remote file's current content.
-    fn set_diff(&self, _change: &mut Change, _old: Option<&[u8]>) {}
+    fn set_diff(&self, _change: &mut Change, _old: Option<&[u8]>, _facts: &HostFacts) {}
+
+    /// Downcasting, for the few places that merge resources of one kind
+    /// (see `desired`): only kinds that can be merged answer.
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        None
+    }
+
+    /// For services: the unit and the command proving it works, so a handler
+    /// restarting that unit can wait for it.
+    fn service_check(&self) -> Option<(&str, &str)> {
+        None
+    }
 
     /// Whether a probe after apply must find nothing left to do (false for commands).
     fn converges(&self) -> bool {

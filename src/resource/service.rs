@@ -15,11 +15,27 @@ pub enum RunState {
     Stopped,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Service {
     pub name: String,
     pub enabled: Option<bool>,
     pub state: Option<RunState>,
+    /// A command that proves the service really works (`fail2ban-client ping`):
+    /// a unit can be "active" and useless. When it fails, the plan restarts the service.
+    pub check: Option<String>,
+    /// Units that systemd never starts in a container (time sync): skipped there.
+    pub skip_in_container: bool,
+}
+
+impl Service {
+    pub fn running(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            enabled: Some(true),
+            state: Some(RunState::Running),
+            ..Self::default()
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -28,6 +44,7 @@ struct Spec {
     name: toml::Spanned<String>,
     enabled: Option<bool>,
     state: Option<RunState>,
+    check: Option<String>,
 }
 
 pub fn build<'a>(node: &Node<'a>, ctx: &BuildContext<'a>) -> InputResult<Box<dyn Resource>> {
@@ -52,6 +69,8 @@ pub fn build<'a>(node: &Node<'a>, ctx: &BuildContext<'a>) -> InputResult<Box<dyn
         name: spec.name.into_inner(),
         enabled: spec.enabled,
         state: spec.state,
+        check: spec.check,
+        skip_in_container: false,
     }))
 }
 
@@ -65,6 +84,27 @@ const ENABLED: &[&str] = &[
     "generated",
 ];
 
+/// What a changed attribute asks systemctl to do.
+fn verb(attr: &Attr) -> &'static str {
+    match (attr.name.as_str(), attr.to.as_deref()) {
+        ("enabled", Some("true")) => "enable",
+        ("enabled", _) => "disable",
+        ("state", Some("active")) => "start",
+        ("state", _) => "stop",
+        _ => "restart",
+    }
+}
+
+/// Shell that waits (up to 30 s) for `check` to pass, then fails if it never did.
+pub fn wait_for_check(name: &str, check: &str) -> String {
+    format!(
+        "i=0; until ( {check}\n ) >/dev/null 2>&1 </dev/null; do i=$((i+1)); if [ $i -ge 30 ]; then echo {} >&2; exit 1; fi; sleep 1; done",
+        q(&format!(
+            "{name} is running but its check failed for 30 s: {check}"
+        ))
+    )
+}
+
 impl Resource for Service {
     fn id(&self) -> String {
         format!("service:{}", self.name)
@@ -72,15 +112,27 @@ impl Resource for Service {
 
     fn probe(&self) -> String {
         let n = q(&self.name);
-        format!(
+        let mut sh = format!(
             "systemctl show -p LoadState -p ActiveState {n} 2>/dev/null | sed 's/^LoadState=/load=/; s/^ActiveState=/active=/'\nprintf 'enabled=%s\\n' \"$(systemctl is-enabled {n} 2>/dev/null)\"\n"
-        )
+        );
+        if let Some(check) = &self.check {
+            sh.push_str(&format!(
+                "if systemctl is-active --quiet {n}; then if ( {check}\n ) >/dev/null 2>&1 </dev/null; then echo check=ok; else echo check=failed; fi; fi\n"
+            ));
+        }
+        sh
     }
 
     fn plan(&self, obs: &Observed<'_>) -> Outcome {
         if !obs.facts.systemd {
             return Outcome::skipped(format!(
                 "{}: systemd is not running on this host",
+                self.name
+            ));
+        }
+        if let (true, Some(c)) = (self.skip_in_container, &obs.facts.container) {
+            return Outcome::skipped(format!(
+                "{}: systemd does not start it inside a container ({c})",
                 self.name
             ));
         }
@@ -105,29 +157,25 @@ impl Resource for Service {
             let running = matches!(active, "active" | "activating" | "reloading");
             let want_running = want == RunState::Running;
             if want_running != running {
-                attrs.push(Attr::new(
-                    "state",
-                    Some(active),
-                    Some(if want_running { "active" } else { "inactive" }),
-                ));
+                let to = if want_running { "active" } else { "inactive" };
+                attrs.push(Attr::new("state", Some(active), Some(to)));
+            } else if want_running && obs.get("check") == Some("failed") {
+                attrs.push(Attr::new("check", Some("failed"), Some("ok")));
             }
         }
         if attrs.is_empty() {
             return Outcome::unchanged();
         }
-        let mut summary = attrs
-            .iter()
-            .map(|a| match (a.name.as_str(), a.to.as_deref()) {
-                ("enabled", Some("true")) => "enable",
-                ("enabled", _) => "disable",
-                (_, Some("active")) => "start",
-                _ => "stop",
-            })
-            .collect::<Vec<_>>()
-            .join(" and ");
-        summary = format!("{summary} {}", self.name);
+        let verbs: Vec<&str> = attrs.iter().map(verb).collect();
+        let mut summary = format!("{} {}", verbs.join(" and "), self.name);
         if load == "not-found" {
             summary.push_str(" (unit not installed yet)");
+        }
+        if obs.get("check") == Some("failed") {
+            summary.push_str(&format!(
+                " (`{}` fails)",
+                self.check.as_deref().unwrap_or_default()
+            ));
         }
         Outcome::change(Change::new(self.id(), Action::Update, summary).with_attrs(attrs))
     }
@@ -136,21 +184,36 @@ impl Resource for Service {
         let n = q(&self.name);
         let mut s = Script::default();
         for a in &change.attrs {
-            let verb = match (a.name.as_str(), a.to.as_deref()) {
-                ("enabled", Some("true")) => "enable",
-                ("enabled", _) => "disable",
-                (_, Some("active")) => "start",
-                _ => "stop",
-            };
-            s.line(format!("systemctl {verb} {n}"));
+            s.line(format!("systemctl {} {n}", verb(a)));
+        }
+        let started = change
+            .attrs
+            .iter()
+            .any(|a| matches!(verb(a), "start" | "restart"));
+        if let (true, Some(check)) = (started, &self.check) {
+            s.line(wait_for_check(&self.name, check));
         }
         s
     }
+
+    fn service_check(&self) -> Option<(&str, &str)> {
+        self.check.as_deref().map(|c| (self.name.as_str(), c))
+    }
 }
 
-/// The shell a handler runs: restart once, after the play's changes.
-pub fn restart(name: &str) -> String {
-    format!("systemctl restart {}", q(name))
+/// The shell a handler runs, once after its play's changes: restart the
+/// service if it is running (a stopped service stays stopped), then wait
+/// for its check, if it has one.
+pub fn restart(name: &str, check: Option<&str>) -> String {
+    let mut sh = format!("systemctl try-restart {}", q(name));
+    if let Some(check) = check {
+        sh.push_str(&format!(
+            "\nif systemctl is-active --quiet {}; then {}; fi",
+            q(name),
+            wait_for_check(name, check)
+        ));
+    }
+    sh
 }
 
 #[cfg(test)]
@@ -171,11 +234,7 @@ mod tests {
 
     #[test]
     fn starts_and_enables_a_stopped_unit() {
-        let s = Service {
-            name: "nginx".into(),
-            enabled: Some(true),
-            state: Some(RunState::Running),
-        };
+        let s = Service::running("nginx");
         let c = plan(&s, "load=loaded\nactive=inactive\nenabled=disabled\n")
             .change
             .unwrap();
@@ -191,11 +250,7 @@ mod tests {
     fn ubuntu_socket_activated_ssh_counts_as_running() {
         // Ubuntu 24.04: ssh.service is started on demand by ssh.socket; when no one is
         // connected it reports inactive, and is-enabled answers "disabled".
-        let s = Service {
-            name: "ssh.socket".into(),
-            enabled: Some(true),
-            state: Some(RunState::Running),
-        };
+        let s = Service::running("ssh.socket");
         assert!(
             plan(&s, "load=loaded\nactive=active\nenabled=enabled\n")
                 .change
@@ -204,11 +259,50 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_check_restarts_and_containers_skip_what_they_cannot_run() {
+        let mut s = Service::running("fail2ban");
+        s.check = Some("fail2ban-client ping".into());
+        let c = plan(
+            &s,
+            "load=loaded\nactive=active\nenabled=enabled\ncheck=failed\n",
+        )
+        .change
+        .unwrap();
+        assert_eq!(c.summary, "restart fail2ban (`fail2ban-client ping` fails)");
+        assert!(
+            s.apply(
+                &c,
+                &Observed {
+                    section: "",
+                    facts: &HostFacts::default()
+                }
+            )
+            .sh
+            .contains("until ( fail2ban-client ping")
+        );
+        let mut t = Service::running("systemd-timesyncd");
+        t.skip_in_container = true;
+        let facts = HostFacts {
+            systemd: true,
+            container: Some("docker".into()),
+            ..HostFacts::default()
+        };
+        let o = t.plan(&Observed {
+            section: "load=loaded\nactive=inactive\n",
+            facts: &facts,
+        });
+        assert!(
+            o.change.is_none() && o.skipped[0].contains("inside a container"),
+            "{o:?}"
+        );
+    }
+
+    #[test]
     fn masked_units_block() {
         let s = Service {
             name: "x".into(),
             enabled: Some(true),
-            state: None,
+            ..Service::default()
         };
         assert!(
             plan(&s, "load=masked\nactive=inactive\nenabled=masked\n")
