@@ -13,6 +13,8 @@ use crate::shell::{Script, q};
 /// Larger files are not read whole by the probe; nobody writes daemon.json that big.
 const MAX_READ: usize = 256 * 1024;
 
+type Current = (Vec<u8>, Map<String, Value>);
+
 #[derive(Debug, Clone)]
 pub struct JsonKeys {
     pub path: String,
@@ -37,7 +39,8 @@ impl JsonKeys {
         }
     }
 
-    fn current(&self, obs: &Observed<'_>) -> Result<Option<(Vec<u8>, Map<String, Value>)>, String> {
+    /// The file's bytes and parsed object, None when it does not exist.
+    fn current(&self, obs: &Observed<'_>) -> Result<Option<Current>, String> {
         if obs.get("type") != Some("file") {
             return Ok(None);
         }
