@@ -11,6 +11,7 @@ use crate::config::doc::Doc;
 use crate::config::playbook::resource_node;
 use crate::config::{Host, Project, VarMap, vars};
 use crate::diag::InputResult;
+use crate::resource::json_keys::JsonKeys;
 use crate::resource::{self, BuildContext, Resource};
 use crate::roles::{self, RoleContext};
 
@@ -60,10 +61,10 @@ pub fn build(project: &Project) -> InputResult<Vec<HostState>> {
         {
             let play_vars = vars::resolve(&play.vars, &project.playbook.source, &project.redactor)?;
             let mut resources: Vec<Box<dyn Resource>> = Vec::new();
+            let merged = merge(&[&play_vars, &host.vars, &project.extra]);
             for role_name in &play.roles {
                 let role = roles::lookup(role_name.get_ref()).expect("checked at load");
                 let mut v = role.defaults();
-                let merged = merge(&[&play_vars, &host.vars, &project.extra]);
                 vars::layer(&mut v, &merged);
                 resources.extend(role.resources(&RoleContext {
                     host,
@@ -71,7 +72,6 @@ pub fn build(project: &Project) -> InputResult<Vec<HostState>> {
                     inventory: &project.inventory,
                 })?);
             }
-            let merged = merge(&[&play_vars, &host.vars, &project.extra]);
             let ctx_value = context(project, host, &merged);
             let ctx = BuildContext {
                 doc: &doc,
@@ -90,12 +90,45 @@ pub fn build(project: &Project) -> InputResult<Vec<HostState>> {
                 resources,
             });
         }
+        merge_json_keys(&mut plays);
         out.push(HostState {
             host: host.clone(),
             plays,
         });
     }
     Ok(out)
+}
+
+/// Several roles may own keys of one JSON file (daemon.json): they become one
+/// resource, where the first of them stood, so the file is written once.
+fn merge_json_keys(plays: &mut [PlayState]) {
+    let mut first: Vec<(String, usize, usize)> = Vec::new();
+    for p in 0..plays.len() {
+        let mut r = 0;
+        while r < plays[p].resources.len() {
+            let keys = as_json_keys(plays[p].resources[r].as_mut()).cloned();
+            let Some(keys) = keys else {
+                r += 1;
+                continue;
+            };
+            match first.iter().find(|(path, _, _)| *path == keys.path) {
+                Some(&(_, p0, r0)) => {
+                    as_json_keys(plays[p0].resources[r0].as_mut())
+                        .expect("recorded as JSON keys")
+                        .merge(&keys);
+                    plays[p].resources.remove(r);
+                }
+                None => {
+                    first.push((keys.path.clone(), p, r));
+                    r += 1;
+                }
+            }
+        }
+    }
+}
+
+fn as_json_keys(r: &mut dyn Resource) -> Option<&mut JsonKeys> {
+    r.as_any_mut().and_then(|a| a.downcast_mut::<JsonKeys>())
 }
 
 /// A sudo password must be at hand before connecting, and is a secret from then on.

@@ -5,10 +5,10 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use super::file::File;
-use super::fsattr::{FsAttrs, PROBE_STAT};
+use super::fsattr::FsAttrs;
 use super::{Observed, Outcome, Resource};
 use crate::plan::change::{Action, Attr, Change};
-use crate::shell::{Script, q};
+use crate::shell::Script;
 
 /// Larger files are not read whole by the probe; nobody writes daemon.json that big.
 const MAX_READ: usize = 256 * 1024;
@@ -95,9 +95,10 @@ impl Resource for JsonKeys {
     }
 
     fn probe(&self) -> String {
+        // The file's own probe (type, mode, owner, sha256), plus its content.
         format!(
-            "p={}\n{PROBE_STAT}if [ -f \"$p\" ]; then printf 'content=%s\\n' \"$(head -c {MAX_READ} \"$p\" | base64 -w0)\"; fi\n",
-            q(&self.path)
+            "{}if [ -f \"$p\" ]; then printf 'content=%s\\n' \"$(head -c {MAX_READ} \"$p\" | base64 -w0)\"; fi\n",
+            self.file(&Map::new()).probe()
         )
     }
 

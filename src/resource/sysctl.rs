@@ -105,20 +105,34 @@ impl Sysctl {
         }
     }
 
+    /// The keys this host can take, and one line per reason for those it cannot.
     fn applicable<'s>(&'s self, obs: &Observed<'_>) -> (Vec<&'s String>, Vec<String>) {
         let mut ok = Vec::new();
-        let mut skipped = Vec::new();
+        let mut read_only = Vec::new();
+        let mut unknown = Vec::new();
         for k in self.settings.keys() {
             match obs.get(&format!("w.{k}")) {
                 Some("yes") => ok.push(k),
-                Some("ro") => skipped.push(match &obs.facts.container {
-                    Some(c) => format!(
-                        "sysctl {k}: kernel settings are read-only inside a container ({c})"
-                    ),
-                    None => format!("sysctl {k}: /proc/sys is read-only on this host"),
-                }),
-                _ => skipped.push(format!("sysctl {k}: this kernel has no such setting")),
+                Some("ro") => read_only.push(k.as_str()),
+                _ => unknown.push(k.as_str()),
             }
+        }
+        let mut skipped = Vec::new();
+        if !read_only.is_empty() {
+            let why = match &obs.facts.container {
+                Some(c) => format!("read-only inside a container ({c})"),
+                None => "read-only on this host (/proc/sys)".to_string(),
+            };
+            skipped.push(format!(
+                "sysctl: kernel settings are {why}: {}",
+                read_only.join(", ")
+            ));
+        }
+        if !unknown.is_empty() {
+            skipped.push(format!(
+                "sysctl: this kernel has no such setting: {}",
+                unknown.join(", ")
+            ));
         }
         (ok, skipped)
     }

@@ -258,7 +258,16 @@ fi
             if !groups.is_empty() {
                 cmd.push_str(&format!(" --groups {}", q(&groups)));
             }
-            s.line(format!("{cmd} \"$n\""));
+            // An earlier step of the same apply may have made the user already (a role
+            // adding it to a group plans a "create" on a fresh host): then only add groups.
+            let existing = if groups.is_empty() {
+                ":".to_string()
+            } else {
+                format!("usermod --append --groups {} \"$n\"", q(&groups))
+            };
+            s.line(format!(
+                "if getent passwd \"$n\" >/dev/null; then {existing}; else\n{cmd} \"$n\"\nfi"
+            ));
         }
         for a in &change.attrs {
             match (change.action, a.name.as_str()) {

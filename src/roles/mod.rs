@@ -1,39 +1,119 @@
 //! Built-in roles: named, typed bundles of resources parameterised by variables.
 //!
 //! A play lists roles by name; each role turns the host's variables (its own
-//! defaults under everything the user set) into resources, in order.
+//! defaults under everything the user set) into resources, in order. A role's
+//! variables are one serde struct whose `Default` is the documented defaults.
+
+mod base;
+mod deploy_user;
+mod docker;
+mod fail2ban;
+mod logrotate;
+mod sysctl;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::config::VarMap;
-use crate::diag::InputResult;
+use crate::diag::{InputError, InputResult};
 use crate::resource::Resource;
 
 /// What a role sees of the host it is expanded for.
 pub struct RoleContext<'a> {
     pub host: &'a crate::config::Host,
+    /// Every variable of the host for this play, the role's defaults underneath.
     pub vars: &'a VarMap,
     pub inventory: &'a crate::config::Inventory,
 }
 
 pub trait Role: Sync {
     fn name(&self) -> &'static str;
-    /// One line for `--help` style listings.
+    /// One line for listings.
     fn about(&self) -> &'static str;
     /// Variables the role reads, with their defaults (lowest precedence).
     fn defaults(&self) -> VarMap;
     fn resources(&self, ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>>;
 }
 
+/// A role written against its typed variables; [`Role`] comes with it.
+pub trait TypedRole: Sync {
+    type Vars: Serialize + DeserializeOwned + Default;
+    const NAME: &'static str;
+    const ABOUT: &'static str;
+    fn build(&self, vars: Self::Vars, ctx: &RoleContext<'_>)
+    -> InputResult<Vec<Box<dyn Resource>>>;
+}
+
+impl<T: TypedRole> Role for T {
+    fn name(&self) -> &'static str {
+        T::NAME
+    }
+
+    fn about(&self) -> &'static str {
+        T::ABOUT
+    }
+
+    fn defaults(&self) -> VarMap {
+        match serde_json::to_value(T::Vars::default()).expect("role defaults serialize") {
+            serde_json::Value::Object(map) => map.into_iter().collect(),
+            _ => VarMap::new(),
+        }
+    }
+
+    fn resources(&self, ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
+        let value = serde_json::Value::Object(ctx.vars.clone().into_iter().collect());
+        let vars = serde_path_to_error::deserialize(value).map_err(|e| {
+            InputError::plain(format!(
+                "role {} on {}: variable `{}`: {}",
+                T::NAME,
+                ctx.host.name,
+                e.path(),
+                e.inner()
+            ))
+            .with_help("see docs/roles.md for every role variable and its type")
+        })?;
+        self.build(vars, ctx)
+    }
+}
+
 /// Every built-in role, in the order they are documented.
-static ROLES: &[&dyn Role] = &[];
+static ROLES: &[&dyn Role] = &[
+    &base::Base,
+    &deploy_user::DeployUser,
+    &sysctl::Sysctl,
+    &logrotate::Logrotate,
+    &fail2ban::Fail2ban,
+    &docker::Docker,
+];
 
 pub fn lookup(name: &str) -> Option<&'static dyn Role> {
     ROLES.iter().copied().find(|r| r.name() == name)
 }
 
+pub fn all() -> &'static [&'static dyn Role] {
+    ROLES
+}
+
 pub fn known_help() -> String {
-    if ROLES.is_empty() {
-        return "this build has no built-in roles; declare resources in the play instead".into();
-    }
     let names: Vec<&str> = ROLES.iter().map(|r| r.name()).collect();
     format!("built-in roles: {}", names.join(", "))
 }
+
+/// A root-owned config file with fixed content, the most common thing a role writes.
+fn config_file(path: &str, content: String, mode: u32) -> crate::resource::file::File {
+    crate::resource::file::File {
+        path: path.to_string(),
+        content: Some(content.into_bytes()),
+        attrs: crate::resource::fsattr::FsAttrs {
+            mode: Some(mode),
+            owner: Some("root".into()),
+            group: Some("root".into()),
+        },
+        validate: None,
+        notify: Vec::new(),
+        sensitive: false,
+    }
+}
+
+/// Header of every file a role writes.
+const MANAGED: &str = "# Managed by slipway: changes made here are reverted on the next apply.";

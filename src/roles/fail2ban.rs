@@ -1,0 +1,83 @@
+//! `fail2ban`: an sshd jail reading the systemd journal (the default reads
+//! /var/log/auth.log, which does not exist without rsyslog, and fail2ban then
+//! does not start), optionally a recidive jail; verified by asking fail2ban.
+
+use serde::{Deserialize, Serialize};
+
+use super::{MANAGED, RoleContext, TypedRole, config_file};
+use crate::diag::InputResult;
+use crate::resource::Resource;
+use crate::resource::package::Package;
+use crate::resource::service::Service;
+
+pub struct Fail2ban;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Vars {
+    pub fail2ban_bantime: String,
+    pub fail2ban_findtime: String,
+    pub fail2ban_maxretry: u32,
+    /// Addresses and networks never banned.
+    pub fail2ban_ignoreip: Vec<String>,
+    /// Ban repeat offenders for a week (the recidive jail).
+    pub fail2ban_recidive: bool,
+    /// The SSH port the jail protects (shared with ssh_hardening and firewall).
+    pub ssh_port: u16,
+}
+
+impl Default for Vars {
+    fn default() -> Self {
+        Self {
+            fail2ban_bantime: "1h".into(),
+            fail2ban_findtime: "10m".into(),
+            fail2ban_maxretry: 5,
+            fail2ban_ignoreip: vec!["127.0.0.1/8".into(), "::1".into()],
+            fail2ban_recidive: false,
+            ssh_port: 22,
+        }
+    }
+}
+
+pub fn jail_config(v: &Vars) -> String {
+    let mut s = format!(
+        "{MANAGED}\n[DEFAULT]\nbantime = {}\nfindtime = {}\nmaxretry = {}\nignoreip = {}\nbanaction = iptables-multiport\n\n\
+         [sshd]\nenabled = true\nport = {}\nbackend = systemd\n",
+        v.fail2ban_bantime,
+        v.fail2ban_findtime,
+        v.fail2ban_maxretry,
+        v.fail2ban_ignoreip.join(" "),
+        v.ssh_port
+    );
+    if v.fail2ban_recidive {
+        s.push_str("\n[recidive]\nenabled = true\nbackend = auto\nlogpath = /var/log/fail2ban.log\nbantime = 1w\nfindtime = 1d\n");
+    }
+    s
+}
+
+impl TypedRole for Fail2ban {
+    type Vars = Vars;
+    const NAME: &'static str = "fail2ban";
+    const ABOUT: &'static str = "fail2ban with an sshd jail on the systemd journal, optional recidive jail, verified running";
+
+    fn build(&self, v: Vars, _ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
+        // python3-systemd lets fail2ban read the journal; iptables carries out the bans.
+        let packages = Package::present(&["fail2ban", "python3-systemd", "iptables"]);
+        let mut jail = config_file(
+            "/etc/fail2ban/jail.d/90-slipway.conf",
+            jail_config(&v),
+            0o644,
+        );
+        jail.notify = vec!["fail2ban".into()];
+        let mut check = String::from("fail2ban-client ping && fail2ban-client status sshd");
+        if v.fail2ban_recidive {
+            check.push_str(" && fail2ban-client status recidive");
+        }
+        let service = Service {
+            check: Some(check),
+            ..Service::running("fail2ban")
+        };
+        // The jail goes in first, so fail2ban's first start (by the package) already reads it.
+        Ok(vec![Box::new(jail), Box::new(packages), Box::new(service)])
+    }
+}
