@@ -58,6 +58,11 @@ pub struct Selection {
     #[arg(short, long, value_name = "INVENTORY")]
     pub inventory: Option<PathBuf>,
 
+    /// Connect as this user on every host, whatever the inventory says (e.g. root
+    /// for the first converge, before the deploy user exists)
+    #[arg(short, long, value_name = "USER")]
+    pub user: Option<String>,
+
     /// Only these hosts or groups (comma-separated)
     #[arg(short, long, value_name = "HOST|GROUP[,..]")]
     pub limit: Option<String>,

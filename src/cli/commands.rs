@@ -29,6 +29,7 @@ fn load_options(sel: &Selection, playbook: &std::path::Path) -> Result<LoadOptio
         inventory,
         playbook: playbook.to_path_buf(),
         extra_vars: sel.extra_vars.clone(),
+        user: sel.user.clone(),
         limit: sel.limit.clone(),
         templates_dir: sel.templates.clone(),
     })

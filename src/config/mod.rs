@@ -20,6 +20,9 @@ pub struct LoadOptions {
     pub inventory: PathBuf,
     pub playbook: PathBuf,
     pub extra_vars: Vec<String>,
+    /// Overrides every host's `user`.
+    #[serde(default)]
+    pub user: Option<String>,
     pub limit: Option<String>,
     pub templates_dir: Option<PathBuf>,
 }
@@ -37,7 +40,12 @@ pub struct Project {
 impl Project {
     pub fn load(opts: &LoadOptions) -> InputResult<Self> {
         let redactor = Redactor::default();
-        let inventory = Inventory::load(SourceFile::read(&opts.inventory)?, &redactor)?;
+        let mut inventory = Inventory::load(SourceFile::read(&opts.inventory)?, &redactor)?;
+        if let Some(user) = &opts.user {
+            for h in &mut inventory.hosts {
+                h.user = Some(user.clone());
+            }
+        }
         let playbook = Playbook::load(SourceFile::read(&opts.playbook)?, &inventory)?;
         let mut extra = VarMap::new();
         for arg in &opts.extra_vars {

@@ -4,6 +4,7 @@
 pub mod connect;
 pub mod execute;
 pub mod lock;
+pub mod login;
 pub mod runner;
 pub mod session;
 

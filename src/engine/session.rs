@@ -142,6 +142,10 @@ impl Session {
                             out.status,
                             out.stderr_str().trim()
                         )));
+                    } else if let Err(e) =
+                        super::login::prove(runner, &self.state, &self.plan).await
+                    {
+                        report.error = Some(redactor.redact(&e));
                     } else {
                         self.verify(&mut report).await;
                     }

@@ -10,6 +10,7 @@ pub mod group;
 pub mod json_keys;
 pub mod package;
 pub mod service;
+pub mod sshd;
 pub mod sysctl;
 pub mod user;
 
@@ -122,10 +123,26 @@ pub trait Resource: Send + Sync + Debug {
         None
     }
 
+    /// A login that must still work once this change is in effect; when it
+    /// fails, `restore` puts the previous state back (see `engine::login`).
+    fn login_check(&self) -> Option<LoginCheck> {
+        None
+    }
+
     /// Whether a probe after apply must find nothing left to do (false for commands).
     fn converges(&self) -> bool {
         true
     }
+}
+
+/// Proof that a change did not lock anyone out: a NEW connection as `user` on
+/// `port` must succeed after apply.
+#[derive(Debug, Clone)]
+pub struct LoginCheck {
+    pub user: String,
+    pub port: u16,
+    /// Runs over the old connection when the new one fails.
+    pub restore: Script,
 }
 
 /// Parses a `mode` value: three or four octal digits.

@@ -9,6 +9,7 @@ mod deploy_user;
 mod docker;
 mod fail2ban;
 mod logrotate;
+mod ssh_hardening;
 mod sysctl;
 
 use serde::Serialize;
@@ -80,6 +81,7 @@ impl<T: TypedRole> Role for T {
 static ROLES: &[&dyn Role] = &[
     &base::Base,
     &deploy_user::DeployUser,
+    &ssh_hardening::SshHardening,
     &sysctl::Sysctl,
     &logrotate::Logrotate,
     &fail2ban::Fail2ban,

@@ -1,0 +1,72 @@
+//! Lockout protection: after a change that governs logins (sshd settings),
+//! a NEW connection must get in as the user that will be used from now on;
+//! if it cannot, the previous settings are put back over the old connection,
+//! which sshd keeps open across reloads.
+
+use super::connect;
+use super::runner::Runner;
+use crate::desired::HostState;
+use crate::plan::HostPlan;
+use crate::plan::compute::resource_of;
+use crate::resource::LoginCheck;
+use crate::transport::ssh;
+use crate::transport::{Transport, TransportError};
+
+/// Proves every login check of the applied changes; restores and fails on the first that fails.
+pub async fn prove(runner: &Runner, state: &HostState, plan: &HostPlan) -> Result<(), String> {
+    let checks: Vec<LoginCheck> = plan
+        .changes
+        .iter()
+        .filter_map(|step| resource_of(state, step).and_then(|r| r.login_check()))
+        .collect();
+    for check in checks {
+        if let Err(why) = try_login(state, &check).await {
+            let restored = match runner.run(&check.restore).await {
+                Ok(out) if out.success() => "the previous settings were restored".to_string(),
+                Ok(out) => format!(
+                    "restoring the previous settings FAILED: {}",
+                    out.stderr_str().trim()
+                ),
+                Err(e) => format!("restoring the previous settings FAILED: {e}"),
+            };
+            return Err(format!(
+                "a new login as {}@{} on port {} failed after the change ({why}); {restored}",
+                check.user, state.host.name, check.port
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn try_login(state: &HostState, check: &LoginCheck) -> Result<(), String> {
+    let mut spec = connect::spec(&state.host)?;
+    spec.user = check.user.clone();
+    spec.port = check.port;
+    // sshd re-executes itself on reload and does not listen for a moment.
+    let mut attempt = 0;
+    let transport = loop {
+        match ssh::connect(&spec).await {
+            Ok(t) => break t,
+            Err(TransportError::Connect { .. }) if attempt < 20 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    };
+    // Logged in is not enough: the deploy user must also reach root.
+    let probe = if check.user == "root" {
+        "true"
+    } else {
+        "sudo -n true"
+    };
+    let out = transport.exec(probe, b"").await.map_err(|e| e.to_string());
+    transport.close().await;
+    match out? {
+        o if o.success() => Ok(()),
+        o => Err(format!(
+            "logged in, but `{probe}` failed: {}",
+            o.stderr_str().trim()
+        )),
+    }
+}

@@ -1,0 +1,129 @@
+//! sshd settings in a drop-in that takes effect safely: validated together
+//! with the rest of the server's configuration, the previous version kept for
+//! rollback, and activated the way the host runs sshd (Ubuntu 24.04 starts it
+//! from `ssh.socket`, whose listening port only changes when the socket is
+//! regenerated; Debian 12 runs `ssh.service`).
+
+use super::file::File;
+use super::{LoginCheck, Observed, Outcome, Resource};
+use crate::plan::change::{Action, Attr, Change};
+use crate::shell::{Script, q};
+
+const ROLLBACK_DIR: &str = "/var/lib/slipway/rollback";
+
+#[derive(Debug, Clone)]
+pub struct SshdConfig {
+    /// The drop-in; its validate command is set by [`SshdConfig::new`].
+    pub file: File,
+    /// The port sshd must listen on once the drop-in is in effect.
+    pub port: u16,
+    /// Who must still be able to log in afterwards.
+    pub login_user: Option<String>,
+}
+
+impl SshdConfig {
+    pub fn new(mut file: File, port: u16, login_user: Option<String>) -> Self {
+        // sshd keeps the first value it reads for most keywords: the candidate is
+        // read first, then the whole system configuration, as sshd itself would.
+        file.validate = Some(
+            "c=$(mktemp); printf 'Include %s\\nInclude /etc/ssh/sshd_config\\n' {} > \"$c\"; /usr/sbin/sshd -t -f \"$c\"; rc=$?; rm -f \"$c\"; exit $rc".into(),
+        );
+        Self {
+            file,
+            port,
+            login_user,
+        }
+    }
+
+    fn backup(&self) -> String {
+        format!(
+            "{ROLLBACK_DIR}/{}",
+            self.file.path.trim_start_matches('/').replace('/', "_")
+        )
+    }
+}
+
+/// Makes sshd pick up its configuration without dropping open sessions.
+const ACTIVATE: &str = "if systemctl is-active --quiet ssh.socket; then systemctl daemon-reload; systemctl restart ssh.socket; else systemctl reload-or-restart ssh; fi";
+
+impl Resource for SshdConfig {
+    fn id(&self) -> String {
+        format!("sshd:{}", self.file.path)
+    }
+
+    fn probe(&self) -> String {
+        format!(
+            "{}printf 'socket=%s\\n' \"$(systemctl is-active ssh.socket 2>/dev/null)\"\n\
+             printf 'listening=%s\\n' \"$(/usr/sbin/sshd -T 2>/dev/null | sed -n 's/^port //p' | sort -n | tr '\\n' ' ')\"\n",
+            self.file.probe()
+        )
+    }
+
+    fn plan(&self, obs: &Observed<'_>) -> Outcome {
+        let mut outcome = self.file.plan(obs);
+        if outcome.blocked.is_some() {
+            return outcome;
+        }
+        let ports = obs.get("listening").unwrap_or_default().trim();
+        let port = self.port.to_string();
+        let mut change = match outcome.change.take() {
+            Some(c) => c,
+            // The file is right but the server was never told (socket not regenerated).
+            None if !ports.split_whitespace().any(|p| p == port) && !ports.is_empty() => {
+                Change::new(
+                    self.id(),
+                    Action::Update,
+                    format!("make sshd listen on port {port}"),
+                )
+            }
+            None => return Outcome::unchanged(),
+        };
+        change.resource = self.id();
+        if ports.split_whitespace().collect::<Vec<_>>() != [port.as_str()] {
+            change.attrs.push(Attr::new(
+                "port",
+                (!ports.is_empty()).then_some(ports),
+                Some(&port),
+            ));
+        }
+        if obs.get("socket") == Some("active") {
+            change
+                .summary
+                .push_str(" (socket-activated sshd: ssh.socket is regenerated)");
+        }
+        Outcome::change(change)
+    }
+
+    fn apply(&self, change: &Change, observed: &Observed<'_>) -> Script {
+        let mut s = Script::default();
+        let p = q(&self.file.path);
+        let b = q(&self.backup());
+        s.line(format!(
+            "mkdir -p {ROLLBACK_DIR}; rm -f {b} {b}.absent; if [ -f {p} ]; then cp -p {p} {b}; else : > {b}.absent; fi"
+        ));
+        s.append(self.file.apply(change, observed));
+        s.line(ACTIVATE);
+        s
+    }
+
+    fn diff_source(&self, change: &Change) -> Option<String> {
+        self.file.diff_source(change)
+    }
+
+    fn set_diff(&self, change: &mut Change, old: Option<&[u8]>, facts: &crate::facts::HostFacts) {
+        self.file.set_diff(change, old, facts);
+    }
+
+    fn login_check(&self) -> Option<LoginCheck> {
+        let user = self.login_user.clone()?;
+        let p = q(&self.file.path);
+        let b = q(&self.backup());
+        Some(LoginCheck {
+            user,
+            port: self.port,
+            restore: Script::new(format!(
+                "if [ -f {b}.absent ]; then rm -f {p}; elif [ -f {b} ]; then cp -p {b} {p}; fi\n{ACTIVATE}\n"
+            )),
+        })
+    }
+}

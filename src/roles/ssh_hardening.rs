@@ -1,0 +1,233 @@
+//! `ssh_hardening`: an sshd drop-in (no root or password logins, modern
+//! algorithms, tight limits) that never locks anyone out: refused when no
+//! deploy key is configured, validated with `sshd -t`, and rolled back when a
+//! new login as the deploy user fails after it took effect.
+
+use serde::{Deserialize, Serialize};
+
+use super::{MANAGED, RoleContext, TypedRole, config_file};
+use crate::diag::{InputError, InputResult};
+use crate::resource::Resource;
+use crate::resource::sshd::SshdConfig;
+
+pub struct SshHardening;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RootLogin {
+    No,
+    ProhibitPassword,
+    Yes,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Vars {
+    /// The port sshd listens on (shared with firewall and fail2ban).
+    pub ssh_port: u16,
+    pub ssh_permit_root_login: RootLogin,
+    pub ssh_password_authentication: bool,
+    pub ssh_max_auth_tries: u32,
+    /// Seconds a client has to log in.
+    pub ssh_login_grace_time: u32,
+    pub ssh_x11_forwarding: bool,
+    pub ssh_client_alive_interval: u32,
+    pub ssh_client_alive_count_max: u32,
+    /// Only these users (or groups) may log in; empty means no such limit.
+    pub ssh_allow_users: Vec<String>,
+    pub ssh_allow_groups: Vec<String>,
+    pub ssh_kex_algorithms: Vec<String>,
+    pub ssh_ciphers: Vec<String>,
+    pub ssh_macs: Vec<String>,
+    /// After the change, log in anew as the deploy user; roll back if that fails.
+    pub ssh_lockout_check: bool,
+    pub deploy_user: String,
+    pub deploy_keys: Vec<String>,
+}
+
+fn strings(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+impl Default for Vars {
+    fn default() -> Self {
+        Self {
+            ssh_port: 22,
+            ssh_permit_root_login: RootLogin::No,
+            ssh_password_authentication: false,
+            ssh_max_auth_tries: 3,
+            ssh_login_grace_time: 30,
+            ssh_x11_forwarding: false,
+            ssh_client_alive_interval: 300,
+            ssh_client_alive_count_max: 2,
+            ssh_allow_users: Vec::new(),
+            ssh_allow_groups: Vec::new(),
+            ssh_kex_algorithms: strings(&[
+                "sntrup761x25519-sha512@openssh.com",
+                "curve25519-sha256",
+                "curve25519-sha256@libssh.org",
+                "diffie-hellman-group16-sha512",
+                "diffie-hellman-group18-sha512",
+            ]),
+            ssh_ciphers: strings(&[
+                "chacha20-poly1305@openssh.com",
+                "aes256-gcm@openssh.com",
+                "aes128-gcm@openssh.com",
+                "aes256-ctr",
+                "aes192-ctr",
+                "aes128-ctr",
+            ]),
+            ssh_macs: strings(&[
+                "hmac-sha2-512-etm@openssh.com",
+                "hmac-sha2-256-etm@openssh.com",
+                "umac-128-etm@openssh.com",
+            ]),
+            ssh_lockout_check: true,
+            deploy_user: "deploy".into(),
+            deploy_keys: Vec::new(),
+        }
+    }
+}
+
+pub const DROP_IN: &str = "/etc/ssh/sshd_config.d/00-slipway-hardening.conf";
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+pub fn drop_in(v: &Vars) -> String {
+    let root = match v.ssh_permit_root_login {
+        RootLogin::No => "no",
+        RootLogin::ProhibitPassword => "prohibit-password",
+        RootLogin::Yes => "yes",
+    };
+    let mut s = format!(
+        "{MANAGED}\n# sshd keeps the first value it reads: this file sorts first in sshd_config.d.\n\
+         Port {}\nPermitRootLogin {root}\nPasswordAuthentication {}\nKbdInteractiveAuthentication no\n\
+         PubkeyAuthentication yes\nPermitEmptyPasswords no\nMaxAuthTries {}\nLoginGraceTime {}\n\
+         X11Forwarding {}\nClientAliveInterval {}\nClientAliveCountMax {}\n",
+        v.ssh_port,
+        yes_no(v.ssh_password_authentication),
+        v.ssh_max_auth_tries,
+        v.ssh_login_grace_time,
+        yes_no(v.ssh_x11_forwarding),
+        v.ssh_client_alive_interval,
+        v.ssh_client_alive_count_max,
+    );
+    for (key, list) in [
+        ("AllowUsers", &v.ssh_allow_users),
+        ("AllowGroups", &v.ssh_allow_groups),
+        ("KexAlgorithms", &v.ssh_kex_algorithms),
+        ("Ciphers", &v.ssh_ciphers),
+        ("MACs", &v.ssh_macs),
+    ] {
+        if !list.is_empty() {
+            let sep = if key.starts_with("Allow") { " " } else { "," };
+            s.push_str(&format!("{key} {}\n", list.join(sep)));
+        }
+    }
+    s
+}
+
+/// The settings that would lock everyone out are refused before any host is touched.
+fn check_lockout(v: &Vars, host: &str) -> InputResult<()> {
+    let err = |m: String| {
+        Err(InputError::plain(format!(
+            "role ssh_hardening on {host}: {m}"
+        )))
+    };
+    let closes_a_door = v.ssh_permit_root_login != RootLogin::Yes || !v.ssh_password_authentication;
+    if closes_a_door && v.deploy_keys.is_empty() {
+        return err(
+            "refusing to disable root or password login while no deploy key is configured: \
+             set deploy_keys (the public keys of the deploy user), or you would be locked out"
+                .into(),
+        );
+    }
+    if !v.ssh_allow_users.is_empty() && !v.ssh_allow_users.contains(&v.deploy_user) {
+        return err(format!(
+            "ssh_allow_users must include the deploy user `{}`",
+            v.deploy_user
+        ));
+    }
+    let words = v
+        .ssh_kex_algorithms
+        .iter()
+        .chain(&v.ssh_ciphers)
+        .chain(&v.ssh_macs);
+    if let Some(bad) = words
+        .chain(&v.ssh_allow_users)
+        .chain(&v.ssh_allow_groups)
+        .find(|w| {
+            w.is_empty()
+                || !w
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "@.-_*?".contains(c))
+        })
+    {
+        return err(format!("`{bad}` is not a valid sshd setting value"));
+    }
+    if v.ssh_port == 0 {
+        return err("ssh_port must be between 1 and 65535".into());
+    }
+    Ok(())
+}
+
+impl TypedRole for SshHardening {
+    type Vars = Vars;
+    const NAME: &'static str = "ssh_hardening";
+    const ABOUT: &'static str = "sshd drop-in: no root or password login, modern algorithms, lockout-safe (validated, proven by a new login, rolled back)";
+
+    fn build(&self, v: Vars, ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
+        check_lockout(&v, &ctx.host.name)?;
+        let file = config_file(DROP_IN, drop_in(&v), 0o644);
+        let login = v.ssh_lockout_check.then(|| v.deploy_user.clone());
+        Ok(vec![Box::new(SshdConfig::new(file, v.ssh_port, login))])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_to_lock_out_without_deploy_keys() {
+        let v = Vars::default();
+        let e = check_lockout(&v, "web1").unwrap_err();
+        assert!(
+            e.message().contains("no deploy key is configured"),
+            "{}",
+            e.message()
+        );
+        let v = Vars {
+            deploy_keys: vec!["ssh-ed25519 AAAAC3Nz x".into()],
+            ..Vars::default()
+        };
+        assert!(check_lockout(&v, "web1").is_ok());
+        let v = Vars {
+            ssh_allow_users: vec!["ops".into()],
+            ..v
+        };
+        assert!(check_lockout(&v, "web1").is_err());
+    }
+
+    #[test]
+    fn drop_in_disables_root_and_passwords() {
+        let s = drop_in(&Vars {
+            ssh_allow_users: vec!["deploy".into()],
+            ..Vars::default()
+        });
+        for line in [
+            "Port 22\n",
+            "PermitRootLogin no\n",
+            "PasswordAuthentication no\n",
+            "KbdInteractiveAuthentication no\n",
+            "MaxAuthTries 3\n",
+            "X11Forwarding no\n",
+            "AllowUsers deploy\n",
+            "Ciphers chacha20-poly1305@openssh.com,",
+        ] {
+            assert!(s.contains(line), "{line}: {s}");
+        }
+    }
+}
