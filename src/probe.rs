@@ -8,14 +8,16 @@ use crate::shell::Script;
 
 const MARK: &str = "@@slipway-section ";
 
-/// One script that prints the host facts, then each resource's section.
+/// One script that prints the host facts, then each resource's section. The
+/// fragments run in parallel (some ask slow tools: fail2ban-client is Python),
+/// each into its own file, and are printed in order once all are done, so a
+/// probe costs about as long as its slowest fragment.
 pub fn script<'r>(resources: impl IntoIterator<Item = &'r dyn Resource>) -> Script {
     let mut s = Script::default();
-    s.line(format!("printf '{MARK}facts\\n'"));
-    s.line(format!("( {} ) 2>/dev/null", facts::PROBE));
+    s.line("d=$(mktemp -d); trap 'rm -rf \"$d\"' EXIT");
+    s.line(format!("( {} ) >\"$d/facts\" 2>/dev/null &", facts::PROBE));
+    let mut count = 0;
     for (i, r) in resources.into_iter().enumerate() {
-        s.line(format!("printf '\\n{MARK}{i}\\n'"));
-        // A subshell per resource: one probe's variables or failure cannot leak into the next.
         let probe = r.probe();
         // `( )` is a syntax error in sh; a resource with nothing to observe prints nothing.
         let probe = if probe.trim().is_empty() {
@@ -23,8 +25,15 @@ pub fn script<'r>(resources: impl IntoIterator<Item = &'r dyn Resource>) -> Scri
         } else {
             probe
         };
-        s.line(format!("( {probe}\n) 2>/dev/null"));
+        // A subshell per resource: one probe's variables or failure cannot leak into the next.
+        s.line(format!("( {probe}\n) >\"$d/{i}\" 2>/dev/null &"));
+        count = i + 1;
     }
+    s.line("wait");
+    s.line(format!("printf '{MARK}facts\\n'; cat \"$d/facts\""));
+    s.line(format!(
+        "i=0; while [ $i -lt {count} ]; do printf '\\n{MARK}%s\\n' $i; cat \"$d/$i\"; i=$((i+1)); done"
+    ));
     s.line(format!("printf '\\n{MARK}end\\n'"));
     s
 }

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use slipway::config::{Become, LoadOptions, Project};
 use slipway::desired::{self, HostState};
 use slipway::engine::runner::Runner;
-use slipway::engine::{Session, StepStatus};
+use slipway::engine::{Engine, HostReport, Progress, Session, StepStatus};
 use slipway::redact::Redactor;
 use slipway::transport::{ExecOutput, Held, HoldGuard, Transport, TransportError};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -143,6 +143,26 @@ impl Fixture {
     }
 }
 
+struct Silent;
+
+impl Progress for Silent {
+    fn update(&self, _: &str, _: &str) {}
+    fn finish(&self, _: &str, _: &str, _: bool) {}
+}
+
+async fn apply(session: Session) -> HostReport {
+    let engine = Engine {
+        forks: 1,
+        redactor: Redactor::default(),
+        salt: b"salt".to_vec(),
+    };
+    engine
+        .apply_all(vec![session], &Silent)
+        .await
+        .pop()
+        .expect("one host")
+}
+
 const FILES: &str = r#"
 [[play.resources]]
 type = "directory"
@@ -164,14 +184,14 @@ fn mode(p: &Path) -> u32 {
 #[tokio::test]
 async fn plan_apply_verify_and_a_clean_second_plan() {
     let f = Fixture::new(FILES);
-    let mut s = f.session(false).await;
+    let s = f.session(false).await;
     assert_eq!(s.plan.error, None);
     assert_eq!(s.plan.changes.len(), 2);
     assert_eq!(
         s.plan.remote_commands, 1,
         "a new file needs no content fetch"
     );
-    let report = s.apply(&Redactor::default()).await;
+    let report = apply(s).await;
     assert!(report.ok(), "{report:?}");
     assert_eq!(report.verified, Some(true));
     assert_eq!(report.remote_commands, 3, "probe, apply, verify");
@@ -210,8 +230,7 @@ path = "{{ root }}/after"
 content = "never\n"
 "#,
     );
-    let mut s = f.session(false).await;
-    let report = s.apply(&Redactor::default()).await;
+    let report = apply(f.session(false).await).await;
     assert!(!report.ok());
     assert_eq!(report.steps[0].status, StepStatus::Failed);
     assert!(

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::desired::HostState;
 use crate::plan::HostPlan;
 use crate::plan::compute::{Observation, observed_of, resource_of};
-use crate::resource::service;
+use crate::resource::{Runtime, service};
 use crate::shell::Script;
 
 const MARK: &str = "@@slipway-rc ";
@@ -29,27 +29,31 @@ pub struct StepReport {
     pub output: String,
 }
 
-/// The steps and handlers of `plan`, in the order the script runs them.
-fn units(state: &HostState, plan: &HostPlan, obs: &Observation) -> Vec<(String, String, Script)> {
+/// The steps and handlers of one play of `plan`, in the order the script runs them.
+fn units(
+    state: &HostState,
+    plan: &HostPlan,
+    obs: &Observation,
+    play: usize,
+    runtime: &Runtime,
+) -> Vec<(String, String, Script)> {
     let mut units = Vec::new();
-    let mut plays: Vec<usize> = plan.changes.iter().map(|s| s.play).collect();
-    plays.dedup();
-    for play in plays {
-        for step in plan.changes.iter().filter(|s| s.play == play) {
-            let r = resource_of(state, step).expect("plan matches state");
-            units.push((
-                step.change.resource.clone(),
-                step.change.summary.clone(),
-                r.apply(&step.change, &observed_of(state, step, obs)),
-            ));
-        }
-        for h in plan.handlers.iter().filter(|h| h.play == play) {
-            units.push((
-                format!("handler:{}", h.service),
-                format!("restart {}", h.service),
-                Script::new(service::restart(&h.service, check_of(state, &h.service))),
-            ));
-        }
+    for step in plan.changes.iter().filter(|s| s.play == play) {
+        let r = resource_of(state, step).expect("plan matches state");
+        let mut observed = observed_of(state, step, obs);
+        observed.runtime = Some(runtime);
+        units.push((
+            step.change.resource.clone(),
+            step.change.summary.clone(),
+            r.apply(&step.change, &observed),
+        ));
+    }
+    for h in plan.handlers.iter().filter(|h| h.play == play) {
+        units.push((
+            format!("handler:{}", h.service),
+            format!("restart {}", h.service),
+            Script::new(service::restart(&h.service, check_of(state, &h.service))),
+        ));
     }
     units
 }
@@ -63,14 +67,20 @@ fn check_of<'s>(state: &'s HostState, service: &str) -> Option<&'s str> {
         .map(|(_, check)| check)
 }
 
+/// One play's steps on one host as a single script that stops at the first failure.
 pub fn script(
     state: &HostState,
     plan: &HostPlan,
     obs: &Observation,
+    play: usize,
+    runtime: &Runtime,
 ) -> (Script, Vec<(String, String)>) {
     let mut s = Script::default();
     let mut names = Vec::new();
-    for (i, (resource, summary, unit)) in units(state, plan, obs).into_iter().enumerate() {
+    for (i, (resource, summary, unit)) in units(state, plan, obs, play, runtime)
+        .into_iter()
+        .enumerate()
+    {
         s.line(format!("printf '@@slipway-step {i}\\n'"));
         s.line("(\nset -e");
         s.append(unit);

@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 
 use crate::desired::HostState;
 use crate::redact::Redactor;
+use crate::resource::Runtime;
 pub use execute::{StepReport, StepStatus};
 pub use session::Session;
 
@@ -113,29 +114,100 @@ impl Engine {
         .await
     }
 
-    /// Applies every session's plan, then closes it (releasing its lock).
+    /// Applies every session's plan, play by play: every host finishes a play
+    /// before any host starts the next, and within a play the hosts that others
+    /// need values from (a Swarm leader's join token) go first. Then each host
+    /// proves its logins, verifies, and is closed (releasing its lock).
     pub async fn apply_all(
         &self,
-        sessions: Vec<Session>,
+        mut sessions: Vec<Session>,
         progress: &dyn Progress,
     ) -> Vec<HostReport> {
+        for s in &sessions {
+            if !s.plan.changes.is_empty() {
+                progress.update(
+                    &s.state.host.name,
+                    &format!("applying {} changes", s.plan.changes.len()),
+                );
+            }
+        }
+        let mut plays: Vec<usize> = sessions.iter().flat_map(Session::plays).collect();
+        plays.sort_unstable();
+        plays.dedup();
+        let mut runtime = Runtime::new();
+        for play in plays {
+            let providers: Vec<String> = sessions
+                .iter()
+                .flat_map(|s| s.needs(play))
+                .map(|n| n.host)
+                .collect();
+            for providers_first in [true, false] {
+                let wave: Vec<usize> = (0..sessions.len())
+                    .filter(|&i| {
+                        let s = &sessions[i];
+                        s.plays().contains(&play)
+                            && providers.contains(&s.state.host.name) == providers_first
+                    })
+                    .collect();
+                self.gather(&mut sessions, &wave, play, &mut runtime).await;
+                let runtime = &runtime;
+                let running = sessions
+                    .iter_mut()
+                    .enumerate()
+                    .filter(|(i, _)| wave.contains(i))
+                    .map(|(_, s)| s.apply_play(play, runtime, &self.redactor));
+                join_all(running).await;
+            }
+        }
         self.each(sessions, |mut session| async move {
-            let name = session.state.host.name.clone();
-            progress.update(
-                &name,
-                &format!("applying {} changes", session.plan.changes.len()),
-            );
-            let report = session.apply(&self.redactor).await;
+            let report = session.finish(&self.redactor).await;
             session.close().await;
+            let name = &session.state.host.name;
             let msg = match &report.error {
                 Some(e) => e.lines().next().unwrap_or_default().to_string(),
                 None if !report.problems.is_empty() => "not converged".to_string(),
                 None => format!("{} changed, verified", report.changed()),
             };
-            progress.finish(&name, &msg, report.ok());
+            progress.finish(name, &msg, report.ok());
             report
         })
         .await
+    }
+
+    /// Gets the values the hosts of `wave` need for `play` from the hosts that
+    /// have them; a host whose values cannot be had fails.
+    async fn gather(
+        &self,
+        sessions: &mut [Session],
+        wave: &[usize],
+        play: usize,
+        runtime: &mut Runtime,
+    ) {
+        for &i in wave {
+            for need in sessions[i].needs(play) {
+                if runtime.contains_key(&need.key) {
+                    continue;
+                }
+                let value = match sessions.iter().find(|s| s.state.host.name == need.host) {
+                    Some(provider) if !provider.failed() => provider.provide(&need.command).await,
+                    Some(_) => Err(format!("{} failed earlier", need.host)),
+                    None => Err(format!(
+                        "{} is not part of this run; include it (see --limit)",
+                        need.host
+                    )),
+                };
+                match value {
+                    Ok(v) => {
+                        self.redactor.add(&v);
+                        runtime.insert(need.key, v);
+                    }
+                    Err(e) => {
+                        let msg = format!("needs a value from {}: {e}", need.host);
+                        sessions[i].fail_with(self.redactor.redact(&msg));
+                    }
+                }
+            }
+        }
     }
 
     pub async fn close_all(&self, sessions: Vec<Session>) -> Vec<Session> {

@@ -11,6 +11,8 @@ use crate::desired::HostState;
 use crate::plan::compute::{self, Observation};
 use crate::plan::{HostPlan, Step};
 use crate::redact::Redactor;
+use crate::resource::{Need, Runtime};
+use crate::shell::Script;
 use crate::transport::{HoldGuard, ssh};
 
 pub struct Session {
@@ -22,6 +24,8 @@ pub struct Session {
     salt: Vec<u8>,
     /// What the plan was computed from.
     observed: Option<Observation>,
+    /// What apply did so far.
+    report: HostReport,
 }
 
 impl Session {
@@ -34,6 +38,7 @@ impl Session {
             plan,
             salt: salt.to_vec(),
             observed: None,
+            report: HostReport::default(),
         }
     }
 
@@ -77,6 +82,7 @@ impl Session {
             lock: lock_guard,
             salt: salt.to_vec(),
             observed: None,
+            report: HostReport::default(),
         };
         session.plan = session.make_plan(redactor).await;
         session
@@ -110,50 +116,99 @@ impl Session {
         redact_plan(&plan, redactor)
     }
 
-    /// Applies this session's plan, verifies, and reports.
-    pub async fn apply(&mut self, redactor: &Redactor) -> HostReport {
-        let mut report = HostReport {
-            host: self.state.host.name.clone(),
-            ..HostReport::default()
+    /// Plays in which this host has something to do, in order.
+    pub fn plays(&self) -> Vec<usize> {
+        if self.plan.error.is_some() || self.runner.is_none() {
+            return Vec::new();
+        }
+        let mut plays: Vec<usize> = self.plan.changes.iter().map(|s| s.play).collect();
+        plays.dedup();
+        plays
+    }
+
+    /// Values the changes of `play` need from other hosts.
+    pub fn needs(&self, play: usize) -> Vec<Need> {
+        self.plan
+            .changes
+            .iter()
+            .filter(|s| s.play == play)
+            .flat_map(|s| {
+                compute::resource_of(&self.state, s)
+                    .map(|r| r.needs(&s.change))
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    /// Whether apply failed on this host (later plays skip it).
+    pub fn failed(&self) -> bool {
+        self.report.error.is_some()
+    }
+
+    pub fn fail_with(&mut self, error: String) {
+        self.report.error = Some(error);
+    }
+
+    /// Runs a command here on behalf of another host's change (a join token),
+    /// returning its trimmed stdout.
+    pub async fn provide(&self, command: &str) -> Result<String, String> {
+        let runner = self.runner.as_ref().ok_or("not connected")?;
+        let out = runner
+            .run(&Script::new(command))
+            .await
+            .map_err(|e| e.to_string())?;
+        if !out.success() {
+            return Err(format!("`{command}` failed: {}", out.stderr_str().trim()));
+        }
+        Ok(out.stdout_str().trim().to_string())
+    }
+
+    /// Applies the steps of one play (then its handlers) as one remote script.
+    pub async fn apply_play(&mut self, play: usize, runtime: &Runtime, redactor: &Redactor) {
+        if self.failed() {
+            return;
+        }
+        let (Some(runner), Some(observed)) = (self.runner.as_ref(), self.observed.as_ref()) else {
+            return;
         };
-        let Some(runner) = self.runner.as_ref() else {
-            report.error = self.plan.error.clone();
-            report.remote_commands = self.plan.remote_commands;
-            return report;
-        };
+        let (script, names) = execute::script(&self.state, &self.plan, observed, play, runtime);
+        match runner.run(&script).await {
+            Ok(out) => {
+                let steps = execute::parse(&redactor.redact(&out.stdout_str()), &names);
+                if let Some(failed) = steps.iter().find(|s| s.status == StepStatus::Failed) {
+                    self.report.error = Some(format!("{} failed", failed.resource));
+                } else if !out.success() {
+                    self.report.error = Some(redactor.redact(&format!(
+                        "apply script exited {}: {}",
+                        out.status,
+                        out.stderr_str().trim()
+                    )));
+                }
+                self.report.steps.extend(steps);
+            }
+            Err(e) => self.report.error = Some(redactor.redact(&e.to_string())),
+        }
+    }
+
+    /// After the last play: prove logins still work, verify, and report.
+    pub async fn finish(&mut self, redactor: &Redactor) -> HostReport {
+        let mut report = std::mem::take(&mut self.report);
+        report.host = self.state.host.name.clone();
         if let Some(e) = &self.plan.error {
             report.error = Some(e.clone());
-        } else if !self.plan.changes.is_empty() {
-            let observed = self
-                .observed
-                .as_ref()
-                .expect("a plan without error was observed");
-            let (script, names) = execute::script(&self.state, &self.plan, observed);
-            match runner.run(&script).await {
-                Ok(out) => {
-                    report.steps = execute::parse(&redactor.redact(&out.stdout_str()), &names);
-                    if let Some(failed) =
-                        report.steps.iter().find(|s| s.status == StepStatus::Failed)
-                    {
-                        report.error = Some(format!("{} failed", failed.resource));
-                    } else if !out.success() {
-                        report.error = Some(redactor.redact(&format!(
-                            "apply script exited {}: {}",
-                            out.status,
-                            out.stderr_str().trim()
-                        )));
-                    } else if let Err(e) =
-                        super::login::prove(runner, &self.state, &self.plan).await
-                    {
-                        report.error = Some(redactor.redact(&e));
-                    } else {
-                        self.verify(&mut report).await;
-                    }
-                }
-                Err(e) => report.error = Some(redactor.redact(&e.to_string())),
-            }
         }
-        report.remote_commands = runner.commands();
+        if let Some(runner) = self.runner.as_ref() {
+            if report.error.is_none() && !self.plan.changes.is_empty() {
+                if let Err(e) = super::login::prove(runner, &self.state, &self.plan).await {
+                    report.error = Some(redactor.redact(&e));
+                } else {
+                    self.verify(&mut report).await;
+                }
+            }
+            report.remote_commands = runner.commands();
+        } else {
+            report.remote_commands = self.plan.remote_commands;
+        }
         report
     }
 

@@ -60,10 +60,7 @@ pub fn plan(state: &HostState, obs: &Observation, salt: &[u8]) -> HostPlan {
                 resource: r.id(),
                 sha256: probe::fingerprint(section),
             });
-            let observed = Observed {
-                section,
-                facts: &obs.facts,
-            };
+            let observed = Observed::new(section, &obs.facts);
             let outcome = r.plan(&observed);
             plan.skipped
                 .extend(outcome.skipped.into_iter().map(|reason| Skip {
@@ -118,10 +115,7 @@ pub fn observed_of<'o>(state: &HostState, step: &Step, obs: &'o Observation) -> 
         .take_while(|p| p.index != step.play)
         .map(|p| p.resources.len())
         .sum();
-    Observed {
-        section: &obs.sections[before + step.index],
-        facts: &obs.facts,
-    }
+    Observed::new(&obs.sections[before + step.index], &obs.facts)
 }
 
 /// The resource a step refers to.

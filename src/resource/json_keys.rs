@@ -187,10 +187,7 @@ mod tests {
         let k = keys(json!({"log-driver": "json-file"}));
         let facts = HostFacts::default();
         let s = section("{\"debug\": true}\n", "644");
-        let o = k.plan(&Observed {
-            section: &s,
-            facts: &facts,
-        });
+        let o = k.plan(&Observed::new(&s, &facts));
         let c = o.change.unwrap();
         assert_eq!(
             c.attrs[0],
@@ -214,22 +211,9 @@ mod tests {
         let k = keys(json!({"log-driver": "json-file"}));
         let facts = HostFacts::default();
         let s = section("{\n  \"log-driver\": \"json-file\"\n}\n", "644");
-        assert_eq!(
-            k.plan(&Observed {
-                section: &s,
-                facts: &facts
-            }),
-            Outcome::unchanged()
-        );
+        assert_eq!(k.plan(&Observed::new(&s, &facts)), Outcome::unchanged());
         let bad = section("{oops", "644");
-        assert!(
-            k.plan(&Observed {
-                section: &bad,
-                facts: &facts
-            })
-            .blocked
-            .is_some()
-        );
+        assert!(k.plan(&Observed::new(&bad, &facts)).blocked.is_some());
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod json_keys;
 pub mod package;
 pub mod service;
 pub mod sshd;
+pub mod swarm;
 pub mod sysctl;
 pub mod user;
 
@@ -25,14 +26,44 @@ use crate::shell::Script;
 
 pub use spec::{BuildContext, build};
 
-/// What a probe saw, handed to [`Resource::plan`].
+/// What a probe saw, handed to [`Resource::plan`] and [`Resource::apply`].
 pub struct Observed<'a> {
     /// The resource's own section of the probe output.
     pub section: &'a str,
     pub facts: &'a HostFacts,
+    /// Values known only during apply (a Swarm join token), asked for with
+    /// [`Resource::needs`]. None while planning.
+    pub runtime: Option<&'a Runtime>,
 }
 
-impl Observed<'_> {
+/// Values gathered during apply from other hosts, by key. They are secrets:
+/// registered with the redactor and never stored in a plan.
+pub type Runtime = std::collections::BTreeMap<String, String>;
+
+/// A value a change needs at apply time: the stdout of `command` run on `host`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Need {
+    pub host: String,
+    pub key: String,
+    pub command: String,
+}
+
+impl<'a> Observed<'a> {
+    pub fn new(section: &'a str, facts: &'a HostFacts) -> Self {
+        Self {
+            section,
+            facts,
+            runtime: None,
+        }
+    }
+
+    /// A runtime value; empty while planning.
+    pub fn runtime(&self, key: &str) -> &str {
+        self.runtime
+            .and_then(|r| r.get(key))
+            .map_or("", String::as_str)
+    }
+
     /// `key=value` lines of the section; the first value for a key wins.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.section
@@ -127,6 +158,12 @@ pub trait Resource: Send + Sync + Debug {
     /// fails, `restore` puts the previous state back (see `engine::login`).
     fn login_check(&self) -> Option<LoginCheck> {
         None
+    }
+
+    /// Values this change needs from other hosts before it can be applied; the
+    /// engine gets them first (and applies the hosts they come from first).
+    fn needs(&self, _change: &Change) -> Vec<Need> {
+        Vec::new()
     }
 
     /// Whether a probe after apply must find nothing left to do (false for commands).

@@ -238,10 +238,7 @@ mod tests {
     use crate::facts::HostFacts;
 
     fn plan(p: &Package, section: &str) -> Outcome {
-        p.plan(&Observed {
-            section,
-            facts: &HostFacts::default(),
-        })
+        p.plan(&Observed::new(section, &HostFacts::default()))
     }
 
     #[test]

@@ -226,10 +226,7 @@ mod tests {
             systemd: true,
             ..HostFacts::default()
         };
-        s.plan(&Observed {
-            section,
-            facts: &facts,
-        })
+        s.plan(&Observed::new(section, &facts))
     }
 
     #[test]
@@ -270,15 +267,9 @@ mod tests {
         .unwrap();
         assert_eq!(c.summary, "restart fail2ban (`fail2ban-client ping` fails)");
         assert!(
-            s.apply(
-                &c,
-                &Observed {
-                    section: "",
-                    facts: &HostFacts::default()
-                }
-            )
-            .sh
-            .contains("until ( fail2ban-client ping")
+            s.apply(&c, &Observed::new("", &HostFacts::default()))
+                .sh
+                .contains("until ( fail2ban-client ping")
         );
         let mut t = Service::running("systemd-timesyncd");
         t.skip_in_container = true;
@@ -287,10 +278,7 @@ mod tests {
             container: Some("docker".into()),
             ..HostFacts::default()
         };
-        let o = t.plan(&Observed {
-            section: "load=loaded\nactive=inactive\n",
-            facts: &facts,
-        });
+        let o = t.plan(&Observed::new("load=loaded\nactive=inactive\n", &facts));
         assert!(
             o.change.is_none() && o.skipped[0].contains("inside a container"),
             "{o:?}"

@@ -333,10 +333,7 @@ mod tests {
     const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBcd ops@laptop";
 
     fn plan(u: &User, section: &str) -> Outcome {
-        u.plan(&Observed {
-            section,
-            facts: &HostFacts::default(),
-        })
+        u.plan(&Observed::new(section, &HostFacts::default()))
     }
 
     fn deploy() -> User {

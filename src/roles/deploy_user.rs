@@ -17,6 +17,8 @@ pub struct Vars {
     pub deploy_user: String,
     /// Public keys allowed to log in as the deploy user.
     pub deploy_keys: Vec<String>,
+    /// Local files holding more public keys (e.g. "~/.ssh/id_ed25519.pub"), read before connecting.
+    pub deploy_key_files: Vec<String>,
     /// Remove keys from authorized_keys that are not in `deploy_keys`.
     pub deploy_keys_exclusive: bool,
     pub deploy_groups: Vec<String>,
@@ -30,12 +32,40 @@ impl Default for Vars {
         Self {
             deploy_user: "deploy".into(),
             deploy_keys: Vec::new(),
+            deploy_key_files: Vec::new(),
             deploy_keys_exclusive: false,
             deploy_groups: vec!["sudo".into()],
             deploy_shell: "/bin/bash".into(),
             deploy_sudo_nopasswd: true,
         }
     }
+}
+
+/// `deploy_keys` and the keys in `deploy_key_files`, each checked to be a public key.
+pub fn all_keys(keys: &[String], files: &[String], host: &str) -> InputResult<Vec<String>> {
+    let mut all = keys.to_vec();
+    for f in files {
+        let path = crate::config::expand_path(f, std::path::Path::new("."));
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            InputError::plain(format!(
+                "deploy_key_files: cannot read {}: {e}",
+                path.display()
+            ))
+        })?;
+        all.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from),
+        );
+    }
+    if let Some(bad) = all.iter().find(|k| key_id(k).is_none()) {
+        return Err(InputError::plain(format!(
+            "{host}: deploy_keys holds something that is not an SSH public key: `{bad}`"
+        ))
+        .with_help("use lines from .pub files: \"ssh-ed25519 AAAA... comment\""));
+    }
+    Ok(all)
 }
 
 impl TypedRole for DeployUser {
@@ -51,18 +81,13 @@ impl TypedRole for DeployUser {
                 ctx.host.name
             ))
         })?;
-        if let Some(bad) = v.deploy_keys.iter().find(|k| key_id(k).is_none()) {
-            return Err(InputError::plain(format!(
-                "role deploy_user on {}: deploy_keys holds something that is not an SSH public key: `{bad}`",
-                ctx.host.name
-            )));
-        }
+        let keys = all_keys(&v.deploy_keys, &v.deploy_key_files, &ctx.host.name)?;
         let user = User {
             name: v.deploy_user.clone(),
             groups: v.deploy_groups.clone(),
             shell: Some(v.deploy_shell.clone()),
             password_locked: Some(true),
-            authorized_keys: v.deploy_keys.clone(),
+            authorized_keys: keys,
             exclusive_keys: v.deploy_keys_exclusive,
             ..User::default()
         };

@@ -10,6 +10,7 @@ mod docker;
 mod fail2ban;
 mod logrotate;
 mod ssh_hardening;
+mod swarm;
 mod sysctl;
 
 use serde::Serialize;
@@ -86,6 +87,8 @@ static ROLES: &[&dyn Role] = &[
     &logrotate::Logrotate,
     &fail2ban::Fail2ban,
     &docker::Docker,
+    &swarm::Swarm,
+    &swarm::SwarmCluster,
 ];
 
 pub fn lookup(name: &str) -> Option<&'static dyn Role> {

@@ -43,6 +43,7 @@ pub struct Vars {
     pub ssh_lockout_check: bool,
     pub deploy_user: String,
     pub deploy_keys: Vec<String>,
+    pub deploy_key_files: Vec<String>,
 }
 
 fn strings(list: &[&str]) -> Vec<String> {
@@ -85,6 +86,7 @@ impl Default for Vars {
             ssh_lockout_check: true,
             deploy_user: "deploy".into(),
             deploy_keys: Vec::new(),
+            deploy_key_files: Vec::new(),
         }
     }
 }
@@ -137,7 +139,7 @@ fn check_lockout(v: &Vars, host: &str) -> InputResult<()> {
         )))
     };
     let closes_a_door = v.ssh_permit_root_login != RootLogin::Yes || !v.ssh_password_authentication;
-    if closes_a_door && v.deploy_keys.is_empty() {
+    if closes_a_door && v.deploy_keys.is_empty() && v.deploy_key_files.is_empty() {
         return err(
             "refusing to disable root or password login while no deploy key is configured: \
              set deploy_keys (the public keys of the deploy user), or you would be locked out"
@@ -180,6 +182,7 @@ impl TypedRole for SshHardening {
 
     fn build(&self, v: Vars, ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
         check_lockout(&v, &ctx.host.name)?;
+        super::deploy_user::all_keys(&v.deploy_keys, &v.deploy_key_files, &ctx.host.name)?;
         let file = config_file(DROP_IN, drop_in(&v), 0o644);
         let login = v.ssh_lockout_check.then(|| v.deploy_user.clone());
         Ok(vec![Box::new(SshdConfig::new(file, v.ssh_port, login))])
