@@ -1,0 +1,241 @@
+//! The site playbook end to end on three fresh lab hosts (one manager, two
+//! workers), and the lockout protection of ssh_hardening.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::lab::Lab;
+use common::run::{Project, Run, run, slipway};
+
+/// An inventory for `lab` in the shape of inventories/lab.toml: the deploy user
+/// with sudo, keys from the lab's key pair.
+fn inventory(lab: &Lab, extra_vars: &str) -> String {
+    let mut s = format!(
+        "[defaults]\nuser = \"deploy\"\nbecome = \"sudo\"\nidentity_file = \"{key}\"\nknown_hosts = \"{kh}\"\n\n\
+         [vars]\ndeploy_key_files = [\"{key}.pub\"]\ndocker_source = \"distribution\"\ndocker_storage_driver = \"vfs\"\n\
+         swarm_networks = [{{ name = \"backend\", encrypted = true }}]\n{extra_vars}\n",
+        key = lab.key.display(),
+        kh = lab.known_hosts.display(),
+    );
+    for (i, h) in lab.hosts.iter().enumerate() {
+        let group = if i == 0 { "managers" } else { "workers" };
+        s.push_str(&format!(
+            "\n[hosts.{}]\naddress = \"{}\"\ngroups = [\"{group}\"]\n",
+            h.name, h.ip
+        ));
+        if i == 1 {
+            s.push_str("vars = { swarm_node_labels = { db = \"true\" } }\n");
+        }
+    }
+    s
+}
+
+fn site() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/site.toml"))
+}
+
+fn go(p: &Project, inventory: &Path, args: &[&str]) -> Run {
+    run(slipway(p.dir.path())
+        .args(&args[..1])
+        .arg("-i")
+        .arg(inventory)
+        .arg(site())
+        .args(&args[1..]))
+}
+
+/// Runs `cmd` on lab host `i` over SSH as `user` with the lab key.
+fn ssh_as(lab: &Lab, i: usize, user: &str, cmd: &str) -> std::process::Output {
+    Command::new("ssh")
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+            "-o",
+            "StrictHostKeyChecking=yes",
+        ])
+        .arg("-o")
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            lab.known_hosts_full.display()
+        ))
+        .arg("-i")
+        .arg(&lab.key)
+        .arg(format!("{user}@{}", lab.hosts[i].ip))
+        .arg(cmd)
+        .output()
+        .expect("ssh runs")
+}
+
+#[test]
+fn the_site_playbook_builds_a_hardened_swarm_from_fresh_hosts() {
+    let lab = Lab::start("site", 3);
+    let p = Project::new();
+    let inv = p.write("inventory.toml", &inventory(&lab, ""));
+
+    // On fresh hosts the plan lists the work, in order, with what is known only later.
+    let plan = go(&p, &inv, &["plan", "--user", "root", "--detailed-exitcode"]).expect(2);
+    let out = &plan.stdout;
+    for expected in [
+        "+ user:deploy  create user deploy",
+        "sshd:/etc/ssh/sshd_config.d/00-slipway-hardening.conf",
+        "+ package:docker.io  install docker.io",
+        "initialise a new swarm, advertising",
+        "join the swarm as a worker via",
+        "token: (known after apply)",
+        "bring the swarm to its planned shape",
+    ] {
+        assert!(out.contains(expected), "missing `{expected}`:\n{out}");
+    }
+
+    let started = std::time::Instant::now();
+    let applied = go(&p, &inv, &["apply", "--user", "root", "--yes"]).expect(0);
+    eprintln!(
+        "first converge of 3 hosts: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        applied.stdout.contains("Apply complete"),
+        "{}",
+        applied.stdout
+    );
+
+    // Converged: as the deploy user now, nothing to do, one remote command per host.
+    let started = std::time::Instant::now();
+    let again = go(
+        &p,
+        &inv,
+        &["plan", "--detailed-exitcode", "--format", "json"],
+    )
+    .expect(0);
+    eprintln!(
+        "no-op plan of 3 hosts: {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    for h in again.json()["hosts"].as_array().unwrap() {
+        assert_eq!(h["remote_commands"], 1, "{h}");
+    }
+    let reapply = go(&p, &inv, &["apply", "--yes"]).expect(0);
+    assert!(reapply.stdout.contains("No changes"), "{}", reapply.stdout);
+
+    // The swarm: three Ready nodes, the first one the leader, labels and network in place.
+    let nodes = lab.exec_ok(
+        0,
+        "docker node ls --format '{{.Hostname}} {{.Status}} {{.ManagerStatus}}'",
+    );
+    let mut lines: Vec<&str> = nodes.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        vec![
+            format!("{} Ready Leader", lab.hosts[0].name).as_str(),
+            format!("{} Ready ", lab.hosts[1].name).as_str(),
+            format!("{} Ready ", lab.hosts[2].name).as_str(),
+        ]
+    );
+    assert_eq!(
+        lab.exec_ok(
+            0,
+            &format!(
+                "docker node inspect {} --format '{{{{.Spec.Labels.db}}}}'",
+                lab.hosts[1].name
+            )
+        )
+        .trim(),
+        "true"
+    );
+    assert!(
+        lab.exec_ok(
+            0,
+            "docker network inspect backend --format '{{.Driver}} {{index .Options \"encrypted\"}}'"
+        )
+        .starts_with("overlay")
+    );
+
+    // SSH: root is refused, the deploy user gets in with its key and reaches root through sudo.
+    for i in 0..3 {
+        assert!(
+            !ssh_as(&lab, i, "root", "true").status.success(),
+            "root login must be refused"
+        );
+        let deploy = ssh_as(&lab, i, "deploy", "sudo -n id -u");
+        assert_eq!(
+            String::from_utf8_lossy(&deploy.stdout).trim(),
+            "0",
+            "{deploy:?}"
+        );
+    }
+
+    // fail2ban runs and bans a host that keeps failing to log in.
+    let attacker = &lab.hosts[1].ip;
+    lab.exec_ok(
+        1,
+        &format!(
+            "for i in 1 2 3 4 5 6 7; do ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o ConnectTimeout=3 nobody$i@{} true || true; done",
+            lab.hosts[0].ip
+        ),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let status = lab.exec_ok(0, "fail2ban-client status sshd");
+        if status.contains(attacker.as_str()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no ban after repeated failures:\n{status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let blocked = lab.exec(
+        1,
+        &format!("timeout 3 bash -c '</dev/tcp/{}/22'", lab.hosts[0].ip),
+    );
+    assert!(
+        !blocked.status.success(),
+        "a banned host still reaches sshd"
+    );
+    lab.exec_ok(0, &format!("fail2ban-client set sshd unbanip {attacker}"));
+}
+
+#[test]
+fn a_hardening_change_that_would_lock_out_is_rolled_back() {
+    let lab = Lab::start("lockout", 1);
+    let p = Project::new();
+    // The deploy user gets a key the operator does not hold.
+    let inv = p.write(
+        "inventory.toml",
+        &inventory(&lab, "").replace(
+            "deploy_key_files = [",
+            "deploy_keys = [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHdyb25nIGtleSBub2JvZHkgaG9sZHMgdGhpcyE= stranger\"]\nunused = [",
+        ),
+    );
+    p.write(
+        "harden.toml",
+        "[[play]]\nhosts = \"all\"\nroles = [\"deploy_user\", \"ssh_hardening\"]\n",
+    );
+    let r = run(slipway(p.dir.path())
+        .args(["apply", "--user", "root", "--yes", "-i"])
+        .arg(&inv)
+        .arg(p.path("harden.toml")))
+    .expect(1);
+    let msg = r.all();
+    assert!(msg.contains("a new login as deploy@"), "{msg}");
+    assert!(msg.contains("the previous settings were restored"), "{msg}");
+    // Still reachable the way it was, and the drop-in is gone.
+    assert!(
+        ssh_as(&lab, 0, "root", "true").status.success(),
+        "root can no longer log in"
+    );
+    lab.exec_ok(
+        0,
+        "test ! -e /etc/ssh/sshd_config.d/00-slipway-hardening.conf",
+    );
+    assert_eq!(
+        lab.exec_ok(0, "sshd -T | grep -i '^permitrootlogin'")
+            .trim(),
+        "permitrootlogin without-password"
+    );
+}
