@@ -50,6 +50,8 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Show what slipway observes on a host
     Facts(FactsArgs),
+    /// Take one fresh machine from root login to a hardened Swarm node
+    Bootstrap(BootstrapArgs),
 }
 
 #[derive(Debug, Args)]
@@ -119,4 +121,62 @@ pub struct FactsArgs {
 
     /// The host to observe
     pub host: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    /// The fresh machine: [root@]HOST[:PORT]
+    #[arg(value_name = "[USER@]HOST[:PORT]")]
+    pub target: String,
+
+    /// Its name in the inventory (default: HOST)
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Key for the first login (default: the agent and ~/.ssh/id_*)
+    #[arg(short = 'k', long = "identity", value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+
+    /// Log in with a password the first time: asked for on the terminal, or
+    /// read from SLIPWAY_BOOTSTRAP_PASSWORD; used for that login only
+    #[arg(long)]
+    pub password: bool,
+
+    /// Public key(s) the deploy user will log in with (default: ~/.ssh/id_ed25519.pub)
+    #[arg(long = "deploy-key", value_name = "FILE.pub")]
+    pub deploy_keys: Vec<PathBuf>,
+
+    /// known_hosts where the machine's host key is recorded
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+
+    /// Playbook to apply
+    #[arg(long, default_value = "playbooks/site.toml", value_name = "FILE")]
+    pub playbook: PathBuf,
+
+    /// Join the swarm of the hosts in this inventory instead of starting a new one
+    #[arg(long, value_name = "INVENTORY")]
+    pub join: Option<PathBuf>,
+
+    /// The machine's role when joining
+    #[arg(long, value_enum, default_value_t = JoinRole::Worker)]
+    pub role: JoinRole,
+
+    /// Extra variable, highest precedence (repeatable): -e key=value
+    #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
+    pub extra_vars: Vec<String>,
+
+    /// Templates directory (default: templates/ beside the playbook or its parent)
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+
+    /// Apply without asking (required when stdin is not a terminal)
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JoinRole {
+    Manager,
+    Worker,
 }

@@ -18,6 +18,7 @@ pub async fn run(command: Command, ui: &Ui) -> Result<i32, CliError> {
         Command::Plan(a) => plan(a, ui).await,
         Command::Apply(a) => apply(a, ui).await,
         Command::Facts(a) => facts(a, ui).await,
+        Command::Bootstrap(a) => super::bootstrap::run(a, ui).await,
     }
 }
 
@@ -36,7 +37,7 @@ fn load_options(sel: &Selection, playbook: &std::path::Path) -> Result<LoadOptio
 }
 
 /// Everything the user wrote, checked; nothing has touched a host yet.
-fn prepare(
+pub fn prepare(
     opts: &LoadOptions,
     forks: usize,
     salt: Vec<u8>,
@@ -121,6 +122,16 @@ async fn apply(args: ApplyArgs, ui: &Ui) -> Result<i32, CliError> {
     }
     let opts = load_options(&args.sel, &args.target)?;
     let (engine, states) = prepare(&opts, args.sel.forks, new_salt())?;
+    converge(&engine, states, args.yes, ui).await
+}
+
+/// Plans under the hosts' locks, shows the plan, asks (unless `yes`), applies.
+pub async fn converge(
+    engine: &Engine,
+    states: Vec<HostState>,
+    yes: bool,
+    ui: &Ui,
+) -> Result<i32, CliError> {
     let sessions = engine.open_all(states, true, ui.progress().as_ref()).await;
     let plan = plan_of(&sessions);
     print_plan(ui, &plan);
@@ -132,7 +143,7 @@ async fn apply(args: ApplyArgs, ui: &Ui) -> Result<i32, CliError> {
             EXIT_OK
         });
     }
-    if !args.yes && !confirm(&plan)? {
+    if !yes && !confirm(&plan)? {
         engine.close_all(sessions).await;
         eprintln!("Apply cancelled; nothing was changed.");
         return Ok(EXIT_ERROR);

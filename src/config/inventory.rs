@@ -73,6 +73,9 @@ pub struct Host {
     pub become_password_env: Option<Spanned<String>>,
     pub connect_timeout: Duration,
     pub proxy_jump: Option<String>,
+    /// A login password, only ever set by `bootstrap` for a first connection
+    /// (the inventory has no place for passwords).
+    pub password: Option<String>,
     pub groups: Vec<String>,
     /// Inventory variables (defaults < groups < host), before play vars and `-e`.
     pub vars: VarMap,
@@ -208,6 +211,7 @@ impl Inventory {
                         .unwrap_or(10),
                 ),
                 proxy_jump: pick(|s| s.proxy_jump.clone()),
+                password: None,
                 groups: h.groups.iter().map(|g| g.get_ref().clone()).collect(),
                 vars: merged_vars,
             });

@@ -57,7 +57,7 @@ pub fn spec_with(host: &Host, config: &Path) -> Result<ConnectSpec, String> {
         port: host.port.or(entry.port).unwrap_or(22),
         user: host.user.clone().or(entry.user).unwrap_or_else(local_user),
         identity_files,
-        password: None,
+        password: host.password.clone(),
         known_hosts: host.known_hosts.clone(),
         host_key_policy: host.host_key_policy,
         connect_timeout: host.connect_timeout,
@@ -115,6 +115,7 @@ mod tests {
             become_password_env: None,
             connect_timeout: Duration::from_secs(5),
             proxy_jump: None,
+            password: None,
             groups: Vec::new(),
             vars: Default::default(),
         }

@@ -5,6 +5,7 @@
 
 use super::connect;
 use super::runner::Runner;
+use crate::config::Host;
 use crate::desired::HostState;
 use crate::plan::HostPlan;
 use crate::plan::compute::resource_of;
@@ -20,7 +21,7 @@ pub async fn prove(runner: &Runner, state: &HostState, plan: &HostPlan) -> Resul
         .filter_map(|step| resource_of(state, step).and_then(|r| r.login_check()))
         .collect();
     for check in checks {
-        if let Err(why) = try_login(state, &check).await {
+        if let Err(why) = try_login(&state.host, &check.user, check.port).await {
             let restored = match runner.run(&check.restore).await {
                 Ok(out) if out.success() => "the previous settings were restored".to_string(),
                 Ok(out) => format!(
@@ -38,10 +39,13 @@ pub async fn prove(runner: &Runner, state: &HostState, plan: &HostPlan) -> Resul
     Ok(())
 }
 
-async fn try_login(state: &HostState, check: &LoginCheck) -> Result<(), String> {
-    let mut spec = connect::spec(&state.host)?;
-    spec.user = check.user.clone();
-    spec.port = check.port;
+/// A fresh connection to `host` as `user` on `port`, with the keys the host's
+/// inventory entry uses (never a password), that must also reach root.
+pub async fn try_login(host: &Host, user: &str, port: u16) -> Result<(), String> {
+    let mut spec = connect::spec(host)?;
+    spec.user = user.to_string();
+    spec.port = port;
+    spec.password = None;
     // sshd re-executes itself on reload and does not listen for a moment.
     let mut attempt = 0;
     let transport = loop {
@@ -55,7 +59,7 @@ async fn try_login(state: &HostState, check: &LoginCheck) -> Result<(), String> 
         }
     };
     // Logged in is not enough: the deploy user must also reach root.
-    let probe = if check.user == "root" {
+    let probe = if user == "root" {
         "true"
     } else {
         "sudo -n true"

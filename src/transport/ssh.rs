@@ -29,6 +29,14 @@ pub struct SshTransport {
     channels: Arc<Semaphore>,
     /// The jump host's connection carries ours, so it lives as long.
     jump: Option<Box<SshTransport>>,
+    /// SHA256 fingerprint of the host key the server presented (and we accepted).
+    host_key: String,
+}
+
+impl SshTransport {
+    pub fn host_key_fingerprint(&self) -> &str {
+        &self.host_key
+    }
 }
 
 /// Connects and authenticates, asking for key passphrases as
@@ -62,9 +70,11 @@ async fn connect_inner(
         policy: spec.host_key_policy,
     };
     let rejection = Arc::new(Mutex::new(None));
+    let accepted = Arc::new(Mutex::new(String::new()));
     let client = Client {
         check: check.clone(),
         rejection: rejection.clone(),
+        accepted: accepted.clone(),
     };
     let config = Arc::new(client_config(spec, &check));
     let addr = format!("{}:{}", spec.address, spec.port);
@@ -112,6 +122,7 @@ async fn connect_inner(
         handle,
         channels: Arc::new(Semaphore::new(MAX_CHANNELS)),
         jump,
+        host_key: accepted.lock().map(|k| k.clone()).unwrap_or_default(),
     })
 }
 
@@ -149,6 +160,8 @@ struct Client {
     check: HostKeyCheck,
     /// Why the host key was refused: the handler can only answer yes or no.
     rejection: Arc<Mutex<Option<TransportError>>>,
+    /// The fingerprint of the key that was accepted.
+    accepted: Arc<Mutex<String>>,
 }
 
 impl client::Handler for Client {
@@ -159,7 +172,11 @@ impl client::Handler for Client {
         offered: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
         let verdict = match offered {
-            PublicKeyOrCertificate::PublicKey { key, .. } => self.check.verify(key),
+            PublicKeyOrCertificate::PublicKey { key, .. } => self.check.verify(key).inspect(|()| {
+                if let Ok(mut slot) = self.accepted.lock() {
+                    *slot = crate::transport::known_hosts::fingerprint(key);
+                }
+            }),
             // We never advertise certificate algorithms, so this is a server
             // ignoring negotiation: nothing we could check it against.
             PublicKeyOrCertificate::Certificate(_) => Err(TransportError::Connect {
