@@ -97,7 +97,8 @@ impl Resource for SwarmNode {
                     .iter()
                     .any(|m| m.split(':').next() == Some(self.leader_address.as_str()));
                 let control = obs.get("control") == Some("true");
-                if !ours && !(self.leader.is_none() && control) {
+                let leads_this_swarm = self.leader.is_none() && control;
+                if !(ours || leads_this_swarm) {
                     return Outcome::blocked(format!(
                         "this host is in another swarm (managers: {}); slipway never leaves a swarm: \
                          run `docker swarm leave` on it yourself if it should join this one",
