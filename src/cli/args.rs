@@ -52,6 +52,11 @@ pub enum Command {
     Facts(FactsArgs),
     /// Take one fresh machine from root login to a hardened Swarm node
     Bootstrap(BootstrapArgs),
+    /// List the built-in roles, or show one role's variables with their defaults
+    Roles {
+        /// A role name
+        name: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -19,6 +19,7 @@ pub async fn run(command: Command, ui: &Ui) -> Result<i32, CliError> {
         Command::Apply(a) => apply(a, ui).await,
         Command::Facts(a) => facts(a, ui).await,
         Command::Bootstrap(a) => super::bootstrap::run(a, ui).await,
+        Command::Roles { name } => roles(name.as_deref(), ui),
     }
 }
 
@@ -271,6 +272,46 @@ async fn facts(args: FactsArgs, ui: &Ui) -> Result<i32, CliError> {
                 };
                 println!("{k:12} {v}");
             }
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn roles(name: Option<&str>, ui: &Ui) -> Result<i32, CliError> {
+    let Some(name) = name else {
+        for r in crate::roles::all() {
+            match ui.format {
+                Format::Human => println!("{:14} {}", r.name(), r.about()),
+                Format::Json => {}
+            }
+        }
+        if ui.format == Format::Json {
+            let list: Vec<serde_json::Value> = crate::roles::all()
+                .iter()
+                .map(|r| serde_json::json!({"name": r.name(), "about": r.about(), "defaults": r.defaults()}))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&list).expect("json"));
+        }
+        return Ok(EXIT_OK);
+    };
+    let role = crate::roles::lookup(name).ok_or_else(|| {
+        CliError::Message(format!(
+            "no role named `{name}`; {}",
+            crate::roles::known_help()
+        ))
+    })?;
+    match ui.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&role.defaults()).expect("json")
+        ),
+        Format::Human => {
+            println!(
+                "# {}: {}\n# Variables and their defaults (set them in the inventory, a play, or with -e):",
+                role.name(),
+                role.about()
+            );
+            print!("{}", crate::roles::defaults_toml(role));
         }
     }
     Ok(EXIT_OK)

@@ -122,3 +122,33 @@ fn config_file(path: &str, content: String, mode: u32) -> crate::resource::file:
 
 /// Header of every file a role writes.
 const MANAGED: &str = "# Managed by slipway: changes made here are reverted on the next apply.";
+
+/// A role's defaults as TOML lines, `name = value`, in name order.
+pub fn defaults_toml(role: &dyn Role) -> String {
+    let mut out = String::new();
+    for (k, v) in role.defaults() {
+        let value =
+            json_to_toml(&v).map_or_else(|| "\"\"  # not set".to_string(), |t| t.to_string());
+        out.push_str(&format!("{k} = {value}\n"));
+    }
+    out
+}
+
+fn json_to_toml(v: &serde_json::Value) -> Option<toml::Value> {
+    use serde_json::Value as J;
+    Some(match v {
+        J::Null => return None,
+        J::Bool(b) => toml::Value::Boolean(*b),
+        J::Number(n) => n
+            .as_i64()
+            .map(toml::Value::Integer)
+            .unwrap_or_else(|| toml::Value::Float(n.as_f64().unwrap_or_default())),
+        J::String(s) => toml::Value::String(s.clone()),
+        J::Array(a) => toml::Value::Array(a.iter().filter_map(json_to_toml).collect()),
+        J::Object(o) => toml::Value::Table(
+            o.iter()
+                .filter_map(|(k, v)| Some((k.clone(), json_to_toml(v)?)))
+                .collect(),
+        ),
+    })
+}
