@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# The demo: start three lab hosts (Debian 12 systemd containers with sshd), then plan,
-# apply, and plan again the example playbook against them.
+# The demo: three fresh Debian 12 lab hosts (containers with systemd and sshd) become a
+# hardened Docker Swarm: plan, apply as root (the deploy user does not exist yet), then plan
+# and apply again as the deploy user: nothing left to do.
 #   scripts/demo.sh          bring the lab up (if needed) and run the demo
-#   scripts/demo.sh down     remove the demo lab
+#   scripts/demo.sh down     remove the lab hosts
 # Needs root on Debian 12 (apt-get, dockerd, debootstrap) and rustup's cargo.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 lab=tests/lab/lab.sh
 
 if [ "${1:-}" = down ]; then
-  exec bash "$lab" down demo
+  exec bash "$lab" down lab
 fi
 
 if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
@@ -20,23 +21,28 @@ bash "$lab" image
 cargo build --release --locked
 bin=target/release/slipway
 
-state="${XDG_STATE_HOME:-$HOME/.local/state}/slipway-lab/demo"
-if [ ! -f "$state/inventory.toml" ] || ! docker inspect demo-1 >/dev/null 2>&1; then
-  bash "$lab" down demo >/dev/null 2>&1 || true
-  bash "$lab" up demo 3 >/dev/null
+# inventories/lab.toml describes exactly these hosts: lab-1 (manager), lab-2 and lab-3 (workers).
+state="${XDG_STATE_HOME:-$HOME/.local/state}/slipway-lab/lab"
+if [ ! -f "$state/id_ed25519" ] || ! docker inspect lab-1 >/dev/null 2>&1; then
+  bash "$lab" down lab >/dev/null 2>&1 || true
+  bash "$lab" up lab 3 --subnet-index 10 >/dev/null
+  fresh=1
 fi
-inventory="$state/inventory.toml"
-# The example's secret: templates receive it, output never shows it.
-EXAMPLE_DB_PASSWORD="$(head -c 12 /dev/urandom | base64)"
-export EXAMPLE_DB_PASSWORD
+inventory=inventories/lab.toml
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
-step slipway plan -i "$inventory" playbooks/example.toml
-"$bin" plan -i "$inventory" playbooks/example.toml || true
-step slipway apply -i "$inventory" playbooks/example.toml --yes
-"$bin" apply -i "$inventory" playbooks/example.toml --yes
-step slipway plan -i "$inventory" playbooks/example.toml --detailed-exitcode
-"$bin" plan -i "$inventory" playbooks/example.toml --detailed-exitcode
+if [ -n "${fresh:-}" ]; then
+  step slipway plan -i $inventory playbooks/site.toml --user root
+  "$bin" plan -i $inventory playbooks/site.toml --user root || true
+  step slipway apply -i $inventory playbooks/site.toml --user root --yes
+  "$bin" apply -i $inventory playbooks/site.toml --user root --yes
+fi
+step slipway plan -i $inventory playbooks/site.toml --detailed-exitcode
+"$bin" plan -i $inventory playbooks/site.toml --detailed-exitcode
+step slipway apply -i $inventory playbooks/site.toml --yes
+"$bin" apply -i $inventory playbooks/site.toml --yes
+step "docker node ls   (on lab-1)"
+docker exec lab-1 docker node ls
 echo
-echo "The lab stays up: $bin facts -i $inventory demo-1; remove it with scripts/demo.sh down"
+echo "The lab stays up: $bin facts -i $inventory lab-1; remove it with scripts/demo.sh down"
