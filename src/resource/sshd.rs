@@ -127,3 +127,83 @@ impl Resource for SshdConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::HostFacts;
+    use crate::resource::fsattr::FsAttrs;
+
+    fn resource(port: u16) -> SshdConfig {
+        let file = File {
+            path: "/etc/ssh/sshd_config.d/00-slipway-hardening.conf".into(),
+            content: Some(format!("Port {port}\nPermitRootLogin no\n").into_bytes()),
+            attrs: FsAttrs {
+                mode: Some(0o644),
+                owner: Some("root".into()),
+                group: Some("root".into()),
+            },
+            validate: None,
+            notify: Vec::new(),
+            sensitive: false,
+        };
+        SshdConfig::new(file, port, Some("deploy".into()))
+    }
+
+    fn ubuntu() -> HostFacts {
+        HostFacts {
+            os_id: "ubuntu".into(),
+            os_version: "24.04".into(),
+            os_codename: "noble".into(),
+            systemd: true,
+            ..HostFacts::default()
+        }
+    }
+
+    #[test]
+    fn ubuntu_socket_activated_sshd_moving_to_a_new_port() {
+        // What an Ubuntu 24.04 host reports: no drop-in yet, ssh.socket active, listening on 22.
+        let facts = ubuntu();
+        let obs = Observed::new("type=absent\nsocket=active\nlistening=22 \n", &facts);
+        let r = resource(2222);
+        let c = r.plan(&obs).change.unwrap();
+        assert!(
+            c.summary.contains("ssh.socket is regenerated"),
+            "{}",
+            c.summary
+        );
+        assert!(
+            c.attrs
+                .contains(&Attr::new("port", Some("22"), Some("2222"))),
+            "{:?}",
+            c.attrs
+        );
+        let script = r.apply(&c, &obs).sh;
+        assert!(script.contains("systemctl restart ssh.socket"), "{script}");
+        assert!(script.contains("/var/lib/slipway/rollback/"), "{script}");
+        let check = r.login_check().unwrap();
+        assert_eq!((check.user.as_str(), check.port), ("deploy", 2222));
+    }
+
+    #[test]
+    fn a_right_file_the_socket_never_picked_up_is_still_a_change() {
+        let facts = ubuntu();
+        let r = resource(2222);
+        let content = r.file.content.clone().unwrap();
+        let section = format!(
+            "type=file\nmode=644\nowner=root\ngroup=root\nsize={}\nsha256={}\nsocket=active\nlistening=22 \n",
+            content.len(),
+            crate::digest::sha256_hex(&content)
+        );
+        let c = r.plan(&Observed::new(&section, &facts)).change.unwrap();
+        assert_eq!(
+            c.summary,
+            "make sshd listen on port 2222 (socket-activated sshd: ssh.socket is regenerated)"
+        );
+        let converged = section.replace("listening=22 ", "listening=2222 ");
+        assert_eq!(
+            r.plan(&Observed::new(&converged, &facts)),
+            Outcome::unchanged()
+        );
+    }
+}
