@@ -13,6 +13,7 @@ pub mod service;
 pub mod sshd;
 pub mod swarm;
 pub mod sysctl;
+pub mod ufw;
 pub mod user;
 
 pub mod fsattr;

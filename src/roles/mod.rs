@@ -8,6 +8,7 @@ mod base;
 mod deploy_user;
 mod docker;
 mod fail2ban;
+mod firewall;
 mod logrotate;
 mod ssh_hardening;
 mod swarm;
@@ -84,6 +85,7 @@ static ROLES: &[&dyn Role] = &[
     &deploy_user::DeployUser,
     &ssh_hardening::SshHardening,
     &sysctl::Sysctl,
+    &firewall::Firewall,
     &logrotate::Logrotate,
     &fail2ban::Fail2ban,
     &docker::Docker,
