@@ -1032,22 +1032,13 @@ mod tests {
     }
 
     fn plan(u: &Ufw, section: &str) -> Outcome {
-        u.plan(&Observed {
-            section,
-            facts: &HostFacts::default(),
-        })
+        u.plan(&Observed::new(section, &HostFacts::default()))
     }
 
     fn script(u: &Ufw, section: &str) -> String {
         let c = plan(u, section).change.expect("a change");
-        u.apply(
-            &c,
-            &Observed {
-                section,
-                facts: &HostFacts::default(),
-            },
-        )
-        .sh
+        u.apply(&c, &Observed::new(section, &HostFacts::default()))
+            .sh
     }
 
     fn rule(port: &str, proto: Proto, from: &str, comment: Option<&str>) -> Rule {
@@ -1373,10 +1364,7 @@ mod tests {
             ("etc/ufw/user6.rules", REAL_USER6_RULES.to_string()),
         ];
         let section = probe(&host(true, &files));
-        let seen = Seen::parse(&Observed {
-            section: &section,
-            facts: &HostFacts::default(),
-        });
+        let seen = Seen::parse(&Observed::new(&section, &HostFacts::default()));
         assert!(seen.unreadable.is_empty(), "{:?}", seen.unreadable);
         let simple: Vec<(Family, String, Proto, Source, Option<String>)> = seen
             .tuples
