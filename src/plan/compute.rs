@@ -58,7 +58,7 @@ pub fn plan(state: &HostState, obs: &Observation, salt: &[u8]) -> HostPlan {
             flat += 1;
             plan.fingerprints.push(Fingerprint {
                 resource: r.id(),
-                sha256: probe::fingerprint(section),
+                sha256: probe::fingerprint(&r.stable(section)),
             });
             let observed = Observed::new(section, &obs.facts);
             let outcome = r.plan(&observed);

@@ -123,6 +123,12 @@ pub trait Resource: Send + Sync + Debug {
     /// its output must be stable while the host is unchanged (it is fingerprinted).
     fn probe(&self) -> String;
 
+    /// What of a probe section counts for the fingerprint a saved plan keeps:
+    /// the section without what changes while the host does not (timestamps).
+    fn stable(&self, section: &str) -> String {
+        section.to_string()
+    }
+
     /// Pure: observed facts in, what to do out.
     fn plan(&self, observed: &Observed<'_>) -> Outcome;
 
@@ -149,8 +155,8 @@ pub trait Resource: Send + Sync + Debug {
         None
     }
 
-    /// For services: the unit and the command proving it works, so a handler
-    /// restarting that unit can wait for it.
+    /// For services: the unit and the command proving it works, waited for
+    /// after a start, and by a handler restarting that unit.
     fn service_check(&self) -> Option<(&str, &str)> {
         None
     }

@@ -20,9 +20,13 @@ pub struct Service {
     pub name: String,
     pub enabled: Option<bool>,
     pub state: Option<RunState>,
-    /// A command that proves the service really works (`fail2ban-client ping`):
-    /// a unit can be "active" and useless. When it fails, the plan restarts the service.
+    /// A cheap command, run by every probe, that tells a working service from a
+    /// unit that is merely "active" (its socket exists). When it fails, the plan
+    /// restarts the service.
     pub check: Option<String>,
+    /// The thorough proof (`fail2ban-client ping`, `docker info`), waited for
+    /// after every start and restart. Too slow for every probe.
+    pub verify: Option<String>,
     /// Units that systemd never starts in a container (time sync): skipped there.
     pub skip_in_container: bool,
 }
@@ -70,6 +74,7 @@ pub fn build<'a>(node: &Node<'a>, ctx: &BuildContext<'a>) -> InputResult<Box<dyn
         enabled: spec.enabled,
         state: spec.state,
         check: spec.check,
+        verify: None,
         skip_in_container: false,
     }))
 }
@@ -113,7 +118,7 @@ impl Resource for Service {
     fn probe(&self) -> String {
         let n = q(&self.name);
         let mut sh = format!(
-            "systemctl show -p LoadState -p ActiveState {n} 2>/dev/null | sed 's/^LoadState=/load=/; s/^ActiveState=/active=/'\nprintf 'enabled=%s\\n' \"$(systemctl is-enabled {n} 2>/dev/null)\"\n"
+            "systemctl show -p LoadState -p ActiveState -p UnitFileState {n} 2>/dev/null | sed 's/^LoadState=/load=/; s/^ActiveState=/active=/; s/^UnitFileState=/enabled=/'\n"
         );
         if let Some(check) = &self.check {
             sh.push_str(&format!(
@@ -190,14 +195,17 @@ impl Resource for Service {
             .attrs
             .iter()
             .any(|a| matches!(verb(a), "start" | "restart"));
-        if let (true, Some(check)) = (started, &self.check) {
-            s.line(wait_for_check(&self.name, check));
+        if let (true, Some((_, proof))) = (started, self.service_check()) {
+            s.line(wait_for_check(&self.name, proof));
         }
         s
     }
 
     fn service_check(&self) -> Option<(&str, &str)> {
-        self.check.as_deref().map(|c| (self.name.as_str(), c))
+        self.verify
+            .as_deref()
+            .or(self.check.as_deref())
+            .map(|c| (self.name.as_str(), c))
     }
 }
 

@@ -42,11 +42,20 @@ pub struct SwarmNode {
     pub leader_address: String,
 }
 
-/// `docker info` as key=value lines (managers sorted, so the section is stable).
-const PROBE_INFO: &str = r#"if command -v docker >/dev/null 2>&1; then
-docker info --format '{{printf "state=%s\ncontrol=%v\naddr=%s\n" .Swarm.LocalNodeState .Swarm.ControlAvailable .Swarm.NodeAddr}}{{range .Swarm.RemoteManagers}}{{printf "manager=%s\n" .Addr}}{{end}}' 2>/dev/null | sort
+/// Docker's API over its socket (curl, not the docker CLI: a probe runs on
+/// every plan, and each CLI call costs tens of milliseconds of CPU).
+const API: &str = "curl -sf --unix-socket /run/docker.sock http://localhost";
+
+/// The swarm fields of Docker's /info as key=value lines, sorted so the
+/// section is stable.
+fn probe_info() -> String {
+    format!(
+        r#"if [ -S /run/docker.sock ] && command -v curl >/dev/null 2>&1; then
+{API}/info | grep -o '"LocalNodeState":"[a-z]*"\|"ControlAvailable":[a-z]*\|"NodeAddr":"[^"]*"\|"Addr":"[^"]*"' | sed 's/"//g; s/^LocalNodeState:/state=/; s/^ControlAvailable:/control=/; s/^NodeAddr:/addr=/; s/^Addr:/manager=/' | sort
 else echo state=no-docker; fi
-"#;
+"#
+    )
+}
 
 impl SwarmNode {
     fn token_key(&self, leader: &Leader) -> String {
@@ -60,7 +69,7 @@ impl Resource for SwarmNode {
     }
 
     fn probe(&self) -> String {
-        PROBE_INFO.into()
+        probe_info()
     }
 
     fn plan(&self, obs: &Observed<'_>) -> Outcome {
@@ -176,12 +185,74 @@ pub struct SwarmCluster {
     pub wait: u32,
 }
 
-/// One line per node: `node=ADDR|ROLE|STATE|label=value,...`, then overlay networks.
-const PROBE_CLUSTER: &str = r#"if docker info --format '{{.Swarm.ControlAvailable}}' 2>/dev/null | grep -q true; then
-docker node ls -q | xargs -r docker node inspect --format '{{if .ManagerStatus}}{{printf "%s" .ManagerStatus.Addr}}{{else}}{{.Status.Addr}}{{end}}|{{.Spec.Role}}|{{.Status.State}}|{{range $k, $v := .Spec.Labels}}{{$k}}={{$v}},{{end}}' | sed 's/^\([^|:]*\):[0-9]*|/\1|/; s/^/node=/' | sort
-docker network ls --filter driver=overlay --format '{{.Name}}' | sort | while read -r n; do docker network inspect --format 'network={{.Name}}|{{range $k, $v := .Options}}{{if eq $k "encrypted"}}true{{end}}{{end}}|{{.Attachable}}' "$n"; done
-else echo leader=no; fi
-"#;
+/// The leader's nodes and overlay networks, as Docker's API returns them.
+fn probe_cluster() -> String {
+    format!(
+        r#"case "$({API}/info 2>/dev/null)" in *'"ControlAvailable":true'*)
+printf 'nodes=%s\n' "$({API}/nodes | base64 -w0)"
+printf 'networks=%s\n' "$({API}/networks | base64 -w0)";;
+*) echo leader=no;; esac
+"#
+    )
+}
+
+/// The nodes and networks of a cluster probe as stable lines:
+/// `node=ADDR|ROLE|STATE|label=value,...` and `network=NAME|ENCRYPTED|ATTACHABLE`.
+/// Docker's JSON carries timestamps and versions that change without the
+/// swarm changing; these lines are what plans and fingerprints look at.
+fn normalize(section: &str) -> String {
+    use base64::Engine as _;
+    use serde_json::Value;
+    let decode = |b64: &str| -> Value {
+        base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .ok()
+            .and_then(|raw| serde_json::from_slice(&raw).ok())
+            .unwrap_or(Value::Null)
+    };
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let mut lines = Vec::new();
+    for line in section.lines() {
+        if let Some(b64) = line.strip_prefix("nodes=") {
+            for n in decode(b64).as_array().into_iter().flatten() {
+                let addr = match n["ManagerStatus"]["Addr"].as_str() {
+                    Some(a) => a.rsplit_once(':').map_or(a, |(host, _)| host).to_string(),
+                    None => text(&n["Status"]["Addr"]),
+                };
+                let labels: String = n["Spec"]["Labels"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| format!("{k}={},", text(v)))
+                    .collect();
+                lines.push(format!(
+                    "node={addr}|{}|{}|{labels}",
+                    text(&n["Spec"]["Role"]),
+                    text(&n["Status"]["State"])
+                ));
+            }
+        } else if let Some(b64) = line.strip_prefix("networks=") {
+            for n in decode(b64)
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|n| n["Driver"] == "overlay")
+            {
+                let encrypted = n["Options"].get("encrypted").is_some();
+                lines.push(format!(
+                    "network={}|{}|{}",
+                    text(&n["Name"]),
+                    if encrypted { "true" } else { "" },
+                    n["Attachable"] == true
+                ));
+            }
+        } else {
+            lines.push(line.to_string());
+        }
+    }
+    lines.sort();
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
 
 struct SeenNode<'a> {
     role: &'a str,
@@ -226,10 +297,16 @@ impl Resource for SwarmCluster {
     }
 
     fn probe(&self) -> String {
-        PROBE_CLUSTER.into()
+        probe_cluster()
     }
 
-    fn plan(&self, obs: &Observed<'_>) -> Outcome {
+    fn stable(&self, section: &str) -> String {
+        normalize(section)
+    }
+
+    fn plan(&self, raw: &Observed<'_>) -> Outcome {
+        let normalized = normalize(raw.section);
+        let obs = &Observed::new(&normalized, raw.facts);
         let seen = seen_nodes(obs);
         let mut attrs = Vec::new();
         let mut skipped = Vec::new();
@@ -442,5 +519,26 @@ mod tests {
         assert_eq!(fresh.attrs.len(), 4, "{:?}", fresh.attrs);
         let done = "node=10.0.0.1|manager|ready|\nnode=10.0.0.2|worker|ready|db=true,\nnetwork=backend|true|false\nnetwork=ingress||false\n";
         assert_eq!(plan(&c, done), Outcome::unchanged());
+    }
+
+    #[test]
+    fn docker_api_json_becomes_stable_lines() {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let nodes = r#"[{"ID":"a","UpdatedAt":"2026-01-01T00:00:00Z","Spec":{"Labels":{"db":"true"},"Role":"worker"},"Status":{"State":"ready","Addr":"10.0.0.2"}},
+            {"ID":"b","UpdatedAt":"2026-01-02T00:00:00Z","Spec":{"Labels":{},"Role":"manager"},"Status":{"State":"ready","Addr":"0.0.0.0"},"ManagerStatus":{"Leader":true,"Addr":"10.0.0.1:2377"}}]"#;
+        let networks = r#"[{"Name":"backend","Driver":"overlay","Attachable":false,"Options":{"encrypted":""}},{"Name":"bridge","Driver":"bridge","Options":{}}]"#;
+        let section = format!("nodes={}\nnetworks={}\n", b64(nodes), b64(networks));
+        assert_eq!(
+            normalize(&section),
+            "network=backend|true|false\nnode=10.0.0.1|manager|ready|\nnode=10.0.0.2|worker|ready|db=true,\n"
+        );
+        // Timestamps do not move the fingerprint.
+        let later = format!(
+            "nodes={}\nnetworks={}\n",
+            b64(&nodes.replace("2026-01-01", "2026-03-03")),
+            b64(networks)
+        );
+        assert_eq!(normalize(&section), normalize(&later));
     }
 }

@@ -150,7 +150,7 @@ impl Resource for Sysctl {
             let key = q(k);
             sh.push_str(&format!(
                 "if [ -w {p} ]; then printf 'w.%s=yes\\n' {key}; elif [ -e {p} ]; then printf 'w.%s=ro\\n' {key}; fi\n\
-                 if [ -r {p} ]; then printf 'v.%s=%s\\n' {key} \"$(tr '\\t' ' ' < {p})\"; fi\n"
+                 if [ -r {p} ] && IFS= read -r v < {p}; then printf 'v.%s=%s\\n' {key} \"$v\"; fi\n"
             ));
         }
         sh

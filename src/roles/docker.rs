@@ -117,7 +117,8 @@ impl TypedRole for Docker {
             notify: vec!["docker".into()],
         })];
         match v.docker_source {
-            Source::Distribution => out.push(Box::new(Package::present(&["docker.io"]))),
+            // curl: the swarm roles read Docker's API through its socket.
+            Source::Distribution => out.push(Box::new(Package::present(&["docker.io", "curl"]))),
             Source::Official => {
                 out.push(Box::new(Package::present(&["ca-certificates", "curl"])));
                 out.push(Box::new(Directory {
@@ -156,7 +157,8 @@ impl TypedRole for Docker {
             }
         }
         out.push(Box::new(Service {
-            check: Some("docker info >/dev/null".into()),
+            check: Some("[ -S /run/docker.sock ]".into()),
+            verify: Some("docker info >/dev/null".into()),
             ..Service::running("docker")
         }));
         let users = std::iter::once(&v.deploy_user)
