@@ -81,7 +81,8 @@ fn the_site_playbook_builds_a_hardened_swarm_from_fresh_hosts() {
     for expected in [
         "+ user:deploy  create user deploy",
         "sshd:/etc/ssh/sshd_config.d/00-slipway-hardening.conf",
-        "+ package:docker.io  install docker.io",
+        "+ package:docker.io,curl  install docker.io, curl",
+        "+ ufw:firewall  install and enable the firewall (ufw)",
         "initialise a new swarm, advertising",
         "join the swarm as a worker via",
         "token: (known after apply)",
@@ -167,6 +168,27 @@ fn the_site_playbook_builds_a_hardened_swarm_from_fresh_hosts() {
             "{deploy:?}"
         );
     }
+
+    // The firewall is on: SSH open, the Swarm ports open to the other two nodes only.
+    let ufw = lab.exec_ok(0, "ufw status");
+    assert!(ufw.contains("Status: active"), "{ufw}");
+    assert!(
+        ufw.lines()
+            .any(|l| l.starts_with("22/tcp") && l.contains("ALLOW") && l.contains("Anywhere")),
+        "{ufw}"
+    );
+    for worker in [&lab.hosts[1].ip, &lab.hosts[2].ip] {
+        assert!(
+            ufw.lines()
+                .any(|l| l.starts_with("2377/tcp") && l.contains(worker.as_str())),
+            "{ufw}"
+        );
+    }
+    assert!(
+        !ufw.lines()
+            .any(|l| l.starts_with("2377/tcp") && l.contains("Anywhere")),
+        "{ufw}"
+    );
 
     // fail2ban runs and bans a host that keeps failing to log in.
     let attacker = &lab.hosts[1].ip;

@@ -43,8 +43,11 @@ impl SshdConfig {
     }
 }
 
-/// Makes sshd pick up its configuration without dropping open sessions.
-const ACTIVATE: &str = "if systemctl is-active --quiet ssh.socket; then systemctl daemon-reload; systemctl restart ssh.socket; else systemctl reload-or-restart ssh; fi";
+/// Makes sshd pick up its configuration without dropping open sessions, then
+/// waits (up to 10 s) until something listens again: sshd re-executes itself
+/// on reload, and a login tried in that moment is refused.
+const ACTIVATE: &str = "if systemctl is-active --quiet ssh.socket; then systemctl daemon-reload; systemctl restart ssh.socket; else systemctl reload-or-restart ssh; fi\n\
+sleep 0.3; i=0; until ss -Hltnp 2>/dev/null | grep -qE '\"(sshd|systemd)\"'; do i=$((i+1)); [ $i -ge 50 ] && break; sleep 0.2; done";
 
 impl Resource for SshdConfig {
     fn id(&self) -> String {
