@@ -4,35 +4,10 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::lab::{Lab, LabOptions};
 use common::run::{Project, run, slipway};
 
 const PLAYBOOK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/site.toml");
-
-fn ssh_as(lab: &Lab, i: usize, user: &str, cmd: &str) -> std::process::Output {
-    Command::new("ssh")
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=5",
-            "-o",
-            "StrictHostKeyChecking=yes",
-        ])
-        .arg("-o")
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            lab.known_hosts_full.display()
-        ))
-        .arg("-i")
-        .arg(&lab.key)
-        .arg(format!("{user}@{}", lab.hosts[i].ip))
-        .arg(cmd)
-        .output()
-        .expect("ssh runs")
-}
 
 #[test]
 fn bootstrap_makes_a_manager_and_then_a_worker_that_joins_it() {
@@ -90,11 +65,11 @@ fn bootstrap_makes_a_manager_and_then_a_worker_that_joins_it() {
             .contains(&first.ip)
     );
     assert!(
-        !ssh_as(&lab, 0, "root", "true").status.success(),
+        !lab.ssh_as(0, "root", "true").status.success(),
         "root login must be closed"
     );
     assert_eq!(
-        String::from_utf8_lossy(&ssh_as(&lab, 0, "deploy", "sudo -n id -u").stdout).trim(),
+        String::from_utf8_lossy(&lab.ssh_as(0, "deploy", "sudo -n id -u").stdout).trim(),
         "0"
     );
     assert_eq!(
@@ -159,7 +134,7 @@ fn bootstrap_makes_a_manager_and_then_a_worker_that_joins_it() {
     let nodes = lab.exec_ok(0, "docker node ls --format '{{.Hostname}} {{.Status}}'");
     assert!(nodes.contains(&format!("{} Ready", second.name)), "{nodes}");
     assert_eq!(
-        String::from_utf8_lossy(&ssh_as(&lab, 1, "deploy", "sudo -n id -u").stdout).trim(),
+        String::from_utf8_lossy(&lab.ssh_as(1, "deploy", "sudo -n id -u").stdout).trim(),
         "0"
     );
     // Password and root logins are closed now, whatever the machine allowed before.

@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::lab::Lab;
 use common::run::{Project, Run, run, slipway};
@@ -43,30 +42,6 @@ fn go(p: &Project, inventory: &Path, args: &[&str]) -> Run {
         .arg(inventory)
         .arg(site())
         .args(&args[1..]))
-}
-
-/// Runs `cmd` on lab host `i` over SSH as `user` with the lab key.
-fn ssh_as(lab: &Lab, i: usize, user: &str, cmd: &str) -> std::process::Output {
-    Command::new("ssh")
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=5",
-            "-o",
-            "StrictHostKeyChecking=yes",
-        ])
-        .arg("-o")
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            lab.known_hosts_full.display()
-        ))
-        .arg("-i")
-        .arg(&lab.key)
-        .arg(format!("{user}@{}", lab.hosts[i].ip))
-        .arg(cmd)
-        .output()
-        .expect("ssh runs")
 }
 
 #[test]
@@ -158,10 +133,10 @@ fn the_site_playbook_builds_a_hardened_swarm_from_fresh_hosts() {
     // SSH: root is refused, the deploy user gets in with its key and reaches root through sudo.
     for i in 0..3 {
         assert!(
-            !ssh_as(&lab, i, "root", "true").status.success(),
+            !lab.ssh_as(i, "root", "true").status.success(),
             "root login must be refused"
         );
-        let deploy = ssh_as(&lab, i, "deploy", "sudo -n id -u");
+        let deploy = lab.ssh_as(i, "deploy", "sudo -n id -u");
         assert_eq!(
             String::from_utf8_lossy(&deploy.stdout).trim(),
             "0",
@@ -248,7 +223,7 @@ fn a_hardening_change_that_would_lock_out_is_rolled_back() {
     assert!(msg.contains("the previous settings were restored"), "{msg}");
     // Still reachable the way it was, and the drop-in is gone.
     assert!(
-        ssh_as(&lab, 0, "root", "true").status.success(),
+        lab.ssh_as(0, "root", "true").status.success(),
         "root can no longer log in"
     );
     lab.exec_ok(

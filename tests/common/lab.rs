@@ -236,6 +236,11 @@ impl Lab {
     /// The OpenSSH client command for host `i` (0-based), as root with the lab key, checking
     /// the host key strictly against `known_hosts_full`; append a remote command.
     pub fn ssh_command(&self, i: usize) -> Command {
+        self.ssh_command_as(i, "root")
+    }
+
+    /// [`Lab::ssh_command`] as another user (the lab key must be authorized for it).
+    pub fn ssh_command_as(&self, i: usize, user: &str) -> Command {
         let host = self.host(i);
         let mut c = Command::new("ssh");
         c.arg("-F").arg("/dev/null");
@@ -257,7 +262,7 @@ impl Lab {
             "UserKnownHostsFile={}",
             self.known_hosts_full.display()
         ));
-        c.arg(format!("root@{}", host.ip));
+        c.arg(format!("{user}@{}", host.ip));
         c.stdin(Stdio::null());
         c
     }
@@ -266,6 +271,15 @@ impl Lab {
     /// slipway (for changes and checks in tests).
     pub fn ssh(&self, i: usize, cmd: &str) -> Output {
         self.ssh_command(i)
+            .arg("--")
+            .arg(cmd)
+            .output()
+            .unwrap_or_else(|e| panic!("could not run ssh: {e}"))
+    }
+
+    /// [`Lab::ssh`] as another user; whether it got in is for the caller to judge.
+    pub fn ssh_as(&self, i: usize, user: &str, cmd: &str) -> Output {
+        self.ssh_command_as(i, user)
             .arg("--")
             .arg(cmd)
             .output()
