@@ -126,7 +126,9 @@ fn converges_fresh_hosts_and_a_second_run_changes_nothing() {
     assert!(out.contains("(sensitive)"), "{out}");
     assert!(out.contains("restart ssh"), "{out}");
     assert!(
-        out.contains("kernel settings are read-only inside a container"),
+        out.contains(
+            "1 kernel setting is read-only inside a container (docker): kernel.kptr_restrict"
+        ),
         "{out}"
     );
     assert!(out.contains("to change on 2 of 2 hosts"), "{out}");

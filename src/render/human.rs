@@ -123,7 +123,12 @@ impl Human {
             .ok();
         }
         for s in &host.skipped {
-            writeln!(out, "  {} {}", p.dim("= skipped"), p.dim(&s.reason)).ok();
+            let reason = if self.verbose {
+                s.reason.clone()
+            } else {
+                shorten(&s.reason)
+            };
+            writeln!(out, "  {} {}", p.dim("= skipped"), p.dim(&reason)).ok();
         }
         if host.changes.is_empty() {
             writeln!(out, "  {}", p.dim("no changes")).ok();
@@ -258,6 +263,19 @@ impl Human {
     }
 }
 
+/// Long skip reasons (every kernel setting a container cannot take) would bury
+/// the changes: without -v they are cut after about a line.
+fn shorten(reason: &str) -> String {
+    const MAX: usize = 100;
+    match reason.char_indices().nth(MAX) {
+        None => reason.to_string(),
+        Some((cut, _)) => {
+            let cut = reason[..cut].rfind(", ").unwrap_or(cut);
+            format!("{}, ... (-v lists all)", &reason[..cut])
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +311,20 @@ mod tests {
                 },
             ],
         }
+    }
+
+    #[test]
+    fn long_skip_reasons_are_cut_unless_verbose() {
+        let long = format!(
+            "sysctl: kernel settings are read-only: {}",
+            vec!["net.ipv4.x"; 30].join(", ")
+        );
+        let short = shorten(&long);
+        assert!(
+            short.len() < 130 && short.ends_with(", ... (-v lists all)"),
+            "{short}"
+        );
+        assert_eq!(shorten("short"), "short");
     }
 
     #[test]

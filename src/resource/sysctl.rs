@@ -123,10 +123,13 @@ impl Sysctl {
                 Some(c) => format!("read-only inside a container ({c})"),
                 None => "read-only on this host (/proc/sys)".to_string(),
             };
-            skipped.push(format!(
-                "sysctl: kernel settings are {why}: {}",
-                read_only.join(", ")
-            ));
+            let n = read_only.len();
+            let what = if n == 1 {
+                "1 kernel setting is".to_string()
+            } else {
+                format!("{n} kernel settings are")
+            };
+            skipped.push(format!("sysctl: {what} {why}: {}", read_only.join(", ")));
         }
         if !unknown.is_empty() {
             skipped.push(format!(
