@@ -128,6 +128,18 @@ pub fn check_abs(path: &str) -> Result<(), String> {
 }
 
 impl File {
+    /// A file owned by root with fixed content: what roles and derived resources write.
+    pub fn root_owned(path: &str, content: Vec<u8>, mode: u32) -> Self {
+        Self {
+            path: path.to_string(),
+            content: Some(content),
+            attrs: FsAttrs::root(mode),
+            validate: None,
+            notify: Vec::new(),
+            sensitive: false,
+        }
+    }
+
     fn new_content(&self) -> &[u8] {
         self.content.as_deref().unwrap_or_default()
     }

@@ -31,6 +31,15 @@ if [ -e "$p" ] && [ ! -L "$p" ]; then stat --printf 'mode=%a\nowner=%U\ngroup=%G
 "#;
 
 impl FsAttrs {
+    /// `mode`, owned by root:root.
+    pub fn root(mode: u32) -> Self {
+        Self {
+            mode: Some(mode),
+            owner: Some("root".into()),
+            group: Some("root".into()),
+        }
+    }
+
     pub fn from_raw(
         raw: RawAttrs,
         bad_mode: impl Fn(std::ops::Range<usize>, String) -> crate::diag::InputError,

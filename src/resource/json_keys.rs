@@ -5,7 +5,6 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use super::file::File;
-use super::fsattr::FsAttrs;
 use super::{Observed, Outcome, Resource};
 use crate::plan::change::{Action, Attr, Change};
 use crate::shell::Script;
@@ -75,16 +74,8 @@ impl JsonKeys {
         let mut text = serde_json::to_string_pretty(content).expect("JSON serializes");
         text.push('\n');
         File {
-            path: self.path.clone(),
-            content: Some(text.into_bytes()),
-            attrs: FsAttrs {
-                mode: Some(0o644),
-                owner: Some("root".into()),
-                group: Some("root".into()),
-            },
             validate: self.validate.clone(),
-            notify: Vec::new(),
-            sensitive: false,
+            ..File::root_owned(&self.path, text.into_bytes(), 0o644)
         }
     }
 }

@@ -135,21 +135,13 @@ impl Resource for SshdConfig {
 mod tests {
     use super::*;
     use crate::facts::HostFacts;
-    use crate::resource::fsattr::FsAttrs;
 
     fn resource(port: u16) -> SshdConfig {
-        let file = File {
-            path: "/etc/ssh/sshd_config.d/00-slipway-hardening.conf".into(),
-            content: Some(format!("Port {port}\nPermitRootLogin no\n").into_bytes()),
-            attrs: FsAttrs {
-                mode: Some(0o644),
-                owner: Some("root".into()),
-                group: Some("root".into()),
-            },
-            validate: None,
-            notify: Vec::new(),
-            sensitive: false,
-        };
+        let file = File::root_owned(
+            "/etc/ssh/sshd_config.d/00-slipway-hardening.conf",
+            format!("Port {port}\nPermitRootLogin no\n").into_bytes(),
+            0o644,
+        );
         SshdConfig::new(file, port, Some("deploy".into()))
     }
 

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::file::File;
-use super::fsattr::FsAttrs;
 use super::{BuildContext, Observed, Outcome, Resource};
 use crate::config::doc::Node;
 use crate::diag::InputResult;
@@ -91,18 +90,7 @@ impl Sysctl {
         for (k, v) in &self.settings {
             content.push_str(&format!("{k} = {v}\n"));
         }
-        File {
-            path: self.path(),
-            content: Some(content.into_bytes()),
-            attrs: FsAttrs {
-                mode: Some(0o644),
-                owner: Some("root".into()),
-                group: Some("root".into()),
-            },
-            validate: None,
-            notify: Vec::new(),
-            sensitive: false,
-        }
+        File::root_owned(&self.path(), content.into_bytes(), 0o644)
     }
 
     /// The keys this host can take, and one line per reason for those it cannot.

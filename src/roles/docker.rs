@@ -124,11 +124,7 @@ impl TypedRole for Docker {
                 out.push(Box::new(Directory {
                     path: "/etc/apt/keyrings".into(),
                     state: crate::resource::Presence::Present,
-                    attrs: FsAttrs {
-                        mode: Some(0o755),
-                        owner: Some("root".into()),
-                        group: Some("root".into()),
-                    },
+                    attrs: FsAttrs::root(0o755),
                 }));
                 out.push(Box::new(Command {
                     name: "fetch Docker's apt signing key".into(),

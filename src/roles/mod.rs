@@ -108,18 +108,7 @@ pub fn known_help() -> String {
 
 /// A root-owned config file with fixed content, the most common thing a role writes.
 fn config_file(path: &str, content: String, mode: u32) -> crate::resource::file::File {
-    crate::resource::file::File {
-        path: path.to_string(),
-        content: Some(content.into_bytes()),
-        attrs: crate::resource::fsattr::FsAttrs {
-            mode: Some(mode),
-            owner: Some("root".into()),
-            group: Some("root".into()),
-        },
-        validate: None,
-        notify: Vec::new(),
-        sensitive: false,
-    }
+    crate::resource::file::File::root_owned(path, content.into_bytes(), mode)
 }
 
 /// Header of every file a role writes.
