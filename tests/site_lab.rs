@@ -165,12 +165,13 @@ fn the_site_playbook_builds_a_hardened_swarm_from_fresh_hosts() {
         "{ufw}"
     );
 
-    // fail2ban runs and bans a host that keeps failing to log in.
+    // fail2ban runs and bans a host that keeps failing to log in. Each attempt is
+    // bounded: a ban that lands mid-connection leaves the client waiting on TCP.
     let attacker = &lab.hosts[1].ip;
     lab.exec_ok(
         1,
         &format!(
-            "for i in 1 2 3 4 5 6 7; do ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o ConnectTimeout=3 nobody$i@{} true || true; done",
+            "for i in 1 2 3 4 5 6 7; do timeout 10 ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o ConnectTimeout=3 -o ServerAliveInterval=2 -o ServerAliveCountMax=2 nobody$i@{} true || true; done",
             lab.hosts[0].ip
         ),
     );
