@@ -26,17 +26,22 @@ fn broken(e: std::io::Error) -> TransportError {
     }
 }
 
+/// `sh -c command` with all three streams piped.
+fn spawn(command: &str) -> Result<Child, TransportError> {
+    Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(broken)
+}
+
 #[async_trait]
 impl Transport for Local {
     async fn exec(&self, command: &str, stdin: &[u8]) -> Result<ExecOutput, TransportError> {
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(command)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(broken)?;
+        let mut child = spawn(command)?;
         let mut input = child.stdin.take().expect("piped");
         let data = stdin.to_vec();
         let writer = tokio::spawn(async move {
@@ -53,14 +58,7 @@ impl Transport for Local {
     }
 
     async fn hold(&self, command: &str, stdin: &[u8]) -> Result<Held, TransportError> {
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(command)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(broken)?;
+        let mut child = spawn(command)?;
         child
             .stdin
             .as_mut()

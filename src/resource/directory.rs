@@ -76,19 +76,8 @@ impl Resource for Directory {
                 .with_attrs(self.attrs.initial(DEFAULT_MODE)),
             ),
             (Presence::Present, "directory") => {
-                let attrs = self.attrs.changes(obs);
-                if attrs.is_empty() {
-                    Outcome::unchanged()
-                } else {
-                    Outcome::change(
-                        Change::new(
-                            self.id(),
-                            Action::Update,
-                            format!("update directory {}", self.path),
-                        )
-                        .with_attrs(attrs),
-                    )
-                }
+                let summary = format!("update directory {}", self.path);
+                Outcome::update(self.id(), summary, self.attrs.changes(obs))
             }
             (_, other) => Outcome::blocked(format!("{} is a {other}, not a directory", self.path)),
         }

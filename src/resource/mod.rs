@@ -22,7 +22,7 @@ mod spec;
 use std::fmt::Debug;
 
 use crate::facts::HostFacts;
-use crate::plan::change::Change;
+use crate::plan::change::{Attr, Change};
 use crate::shell::Script;
 
 pub use spec::{BuildContext, build};
@@ -101,6 +101,17 @@ impl Outcome {
             ..Self::default()
         }
     }
+    /// An update listing `attrs`, or nothing to do when none differ.
+    pub fn update(id: String, summary: impl Into<String>, attrs: Vec<Attr>) -> Self {
+        if attrs.is_empty() {
+            Self::unchanged()
+        } else {
+            Self::change(
+                Change::new(id, crate::plan::change::Action::Update, summary).with_attrs(attrs),
+            )
+        }
+    }
+
     pub fn skipped(reason: impl Into<String>) -> Self {
         Self {
             skipped: vec![reason.into()],

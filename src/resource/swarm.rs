@@ -378,18 +378,7 @@ impl Resource for SwarmCluster {
                 Some(_) => {}
             }
         }
-        let mut outcome = if attrs.is_empty() {
-            Outcome::unchanged()
-        } else {
-            Outcome::change(
-                Change::new(
-                    self.id(),
-                    Action::Update,
-                    "bring the swarm to its planned shape",
-                )
-                .with_attrs(attrs),
-            )
-        };
+        let mut outcome = Outcome::update(self.id(), "bring the swarm to its planned shape", attrs);
         outcome.skipped = skipped;
         outcome
     }

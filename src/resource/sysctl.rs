@@ -160,18 +160,8 @@ impl Resource for Sysctl {
                 attrs.push(Attr::new(k, seen, Some(want)));
             }
         }
-        let mut outcome = if attrs.is_empty() {
-            Outcome::unchanged()
-        } else {
-            Outcome::change(
-                Change::new(
-                    self.id(),
-                    Action::Update,
-                    format!("set kernel settings ({})", self.name),
-                )
-                .with_attrs(attrs),
-            )
-        };
+        let summary = format!("set kernel settings ({})", self.name);
+        let mut outcome = Outcome::update(self.id(), summary, attrs);
         outcome.skipped = skipped;
         outcome
     }

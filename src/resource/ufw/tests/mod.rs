@@ -70,8 +70,8 @@ fn rule(port: &str, proto: Proto, from: &str, comment: Option<&str>) -> Rule {
     }
 }
 
-/// What the role plans for a Swarm manager whose peers are PEER2 and PEER3.
-fn manager() -> Ufw {
+/// The SSH rule and the Swarm rules from `peers`, as the role plans them.
+fn swarm_rules(peers: [&str; 2]) -> Vec<Rule> {
     let mut rules = vec![rule("22", Proto::Tcp, "any", Some("slipway: ssh"))];
     for (port, proto) in [
         ("2377", Proto::Tcp),
@@ -79,11 +79,18 @@ fn manager() -> Ufw {
         ("7946", Proto::Udp),
         ("4789", Proto::Udp),
     ] {
-        for peer in [PEER2, PEER3] {
+        for peer in peers {
             rules.push(rule(port, proto, peer, Some("slipway: swarm")));
         }
     }
-    rules.push(rule("80", Proto::Tcp, "any", None));
+    rules
+}
+
+/// A Swarm manager's firewall: SSH, the Swarm ports from `peers`, `extra`
+/// rules, and 8080 published to the second peer.
+fn swarm_manager(peers: [&str; 2], extra: Vec<Rule>) -> Ufw {
+    let mut rules = swarm_rules(peers);
+    rules.extend(extra);
     Ufw {
         enabled: true,
         rules,
@@ -91,10 +98,15 @@ fn manager() -> Ufw {
         docker_published: Some(vec![Published {
             port: "8080".into(),
             proto: Proto::Tcp,
-            from: Source::Net(PEER3.into()),
+            from: Source::Net(peers[1].into()),
         }]),
         ssh_port: 22,
     }
+}
+
+/// What the role plans for a Swarm manager whose peers are PEER2 and PEER3.
+fn manager() -> Ufw {
+    swarm_manager([PEER2, PEER3], vec![rule("80", Proto::Tcp, "any", None)])
 }
 
 fn pristine() -> Vec<(&'static str, String)> {

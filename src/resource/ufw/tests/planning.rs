@@ -143,30 +143,13 @@ fn the_files_of_a_converged_lab_manager_need_nothing() {
         ("etc/ufw/after6.rules", LAB_AFTER6_RULES.to_string()),
     ];
     let section = probe(&host(true, &files));
-    let mut rules = vec![rule("22", Proto::Tcp, "any", Some("slipway: ssh"))];
-    for (port, proto) in [
-        ("2377", Proto::Tcp),
-        ("7946", Proto::Tcp),
-        ("7946", Proto::Udp),
-        ("4789", Proto::Udp),
-    ] {
-        for peer in ["172.28.25.12", "172.28.25.13"] {
-            rules.push(rule(port, proto, peer, Some("slipway: swarm")));
-        }
-    }
-    rules.push(rule("80", Proto::Tcp, "any", Some("web")));
-    rules.push(rule("8000:8100", Proto::Udp, "10.0.0.0/8", None));
-    let mut u = Ufw {
-        enabled: true,
-        rules,
-        exclusive: true,
-        docker_published: Some(vec![Published {
-            port: "8080".into(),
-            proto: Proto::Tcp,
-            from: Source::Net("172.28.25.13".into()),
-        }]),
-        ssh_port: 22,
-    };
+    let mut u = swarm_manager(
+        ["172.28.25.12", "172.28.25.13"],
+        vec![
+            rule("80", Proto::Tcp, "any", Some("web")),
+            rule("8000:8100", Proto::Udp, "10.0.0.0/8", None),
+        ],
+    );
     assert_eq!(plan(&u, &section), Outcome::unchanged(), "{section}");
     // One swarm peer fewer: its rules go, the rest stays.
     u.rules
