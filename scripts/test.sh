@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's one test command: installs the test lab's prerequisites (docker, debootstrap;
-# starts dockerd), builds the lab image (cached), then runs every test.
+# starts dockerd) and the validators of rendered configs, builds the lab image (cached), then
+# runs every test.
 #   scripts/test.sh [cargo test args...]     e.g. scripts/test.sh --test lab_smoke
 # Needs root on a fresh Debian 12 machine (apt-get, dockerd, debootstrap), and rustup's cargo.
 set -euo pipefail
@@ -17,6 +18,21 @@ command -v cargo >/dev/null 2>&1 || { echo "test.sh: cargo not found (install Ru
 
 bash tests/lab/lab.sh deps
 bash tests/lab/lab.sh image
+
+# The real validators the tests run on rendered files: promtool, amtool, docker-compose.
+# Only their commands are wanted, not the daemons the packages start.
+validators=(prometheus prometheus-alertmanager docker-compose)
+missing=()
+for p in "${validators[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" </dev/null
+  for unit in prometheus prometheus-alertmanager; do
+    systemctl disable --now "$unit" >/dev/null 2>&1 || true
+  done
+fi
 
 # Labs started by this run carry this id, so that labs a killed test could not tear down
 # are removed at the end (and only this run's: other runs' labs are left alone).

@@ -70,9 +70,12 @@ pub fn build(project: &Project) -> InputResult<Vec<HostState>> {
                     host,
                     vars: &v,
                     inventory: &project.inventory,
+                    templates: &project.templates,
+                    template_vars: context(project, host, &v),
+                    offline: project.offline,
                 })?);
             }
-            let ctx_value = context(project, host, &merged);
+            let ctx_value = Value::from(minijinja::value::Serde(context(project, host, &merged)));
             let ctx = BuildContext {
                 doc: &doc,
                 templates: &project.templates,
@@ -169,7 +172,7 @@ fn merge(layers: &[&VarMap]) -> VarMap {
 
 /// What templates see: the host's variables at the top level, plus `host`,
 /// `hosts` (every inventory host) and `groups` (group name to host names).
-pub fn context(project: &Project, host: &Host, vars: &VarMap) -> Value {
+pub fn context(project: &Project, host: &Host, vars: &VarMap) -> serde_json::Value {
     let mut map = serde_json::Map::new();
     for (k, v) in vars {
         map.insert(k.clone(), v.clone());
@@ -189,5 +192,5 @@ pub fn context(project: &Project, host: &Host, vars: &VarMap) -> Value {
         ),
     );
     map.insert("groups".into(), json!(project.inventory.groups));
-    Value::from(minijinja::value::Serde(serde_json::Value::Object(map)))
+    serde_json::Value::Object(map)
 }

@@ -10,6 +10,7 @@ pub mod diff;
 pub mod digest;
 pub mod engine;
 pub mod facts;
+pub mod offline;
 pub mod plan;
 pub mod probe;
 pub mod redact;

@@ -20,6 +20,7 @@ fn the_lab_inventory_and_the_site_playbook_expand_for_every_host() {
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHRlc3Qga2V5IGZvciB0aGUgbGFi lab\n",
     )
     .unwrap();
+    std::fs::write(keys.join("grafana_admin_password"), "lab-grafana\n").unwrap();
     let inventory = std::fs::read_to_string(root().join("inventories/lab.toml"))
         .unwrap()
         .replace("~/.local/state", &state.path().display().to_string());
@@ -45,6 +46,12 @@ fn the_lab_inventory_and_the_site_playbook_expand_for_every_host() {
         !ids(1).contains(&"swarm:cluster".to_string()),
         "a worker does not"
     );
+    assert!(
+        manager.contains(&"stack:monitoring".to_string()),
+        "the leader deploys the monitoring stack"
+    );
+    assert!(ids(1).contains(&"directory:/app/logs".to_string()));
+    assert!(!ids(1).iter().any(|id| id.contains("/opt/monitoring")));
     // daemon.json is one resource, though two roles own keys of it.
     assert_eq!(
         manager

@@ -14,7 +14,9 @@ fn inventory(lab: &Lab, extra_vars: &str) -> String {
     let mut s = format!(
         "[defaults]\nuser = \"deploy\"\nbecome = \"sudo\"\nidentity_file = \"{key}\"\nknown_hosts = \"{kh}\"\n\n\
          [vars]\ndeploy_key_files = [\"{key}.pub\"]\ndocker_source = \"distribution\"\ndocker_storage_driver = \"vfs\"\n\
-         swarm_networks = [{{ name = \"backend\", encrypted = true }}]\n{extra_vars}\n",
+         swarm_networks = [{{ name = \"backend\", encrypted = true }}]\n\
+         grafana_admin_password = {{ secret = true, value = \"{GRAFANA_PASSWORD}\" }}\n\
+         monitoring_resolve_image = \"never\"\n{extra_vars}\n",
         key = lab.key.display(),
         kh = lab.known_hosts.display(),
     );
@@ -30,6 +32,8 @@ fn inventory(lab: &Lab, extra_vars: &str) -> String {
     }
     s
 }
+
+const GRAFANA_PASSWORD: &str = "grafana-lab-Secret-42";
 
 fn site() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/site.toml"))
@@ -62,9 +66,15 @@ fn the_site_playbook_builds_a_hardened_swarm_from_fresh_hosts() {
         "join the swarm as a worker via",
         "token: (known after apply)",
         "bring the swarm to its planned shape",
+        "+ file:/opt/monitoring/prometheus/prometheus.yml",
+        "+ stack:monitoring  deploy stack monitoring (7 services)",
     ] {
         assert!(out.contains(expected), "missing `{expected}`:\n{out}");
     }
+    assert!(
+        !out.contains(GRAFANA_PASSWORD),
+        "a secret in the plan:\n{out}"
+    );
 
     let started = std::time::Instant::now();
     let applied = go(&p, &inv, &["apply", "--user", "root", "--yes"]).expect(0);
@@ -129,6 +139,8 @@ fn the_site_playbook_builds_a_hardened_swarm_from_fresh_hosts() {
         )
         .starts_with("overlay")
     );
+
+    monitoring_stack_is_deployed_and_follows_its_files(&lab, &p, &inv);
 
     // SSH: root is refused, the deploy user gets in with its key and reaches root through sudo.
     for i in 0..3 {
@@ -236,4 +248,83 @@ fn a_hardening_change_that_would_lock_out_is_rolled_back() {
             .trim(),
         "permitrootlogin without-password"
     );
+}
+
+/// The lab reaches no registry, so the services cannot start: what is checked
+/// is what Swarm holds (services, their modes and ports, configs and secrets
+/// named by revision), and that a changed file reaches the service using it.
+fn monitoring_stack_is_deployed_and_follows_its_files(lab: &Lab, p: &Project, inv: &Path) {
+    let services = lab.exec_ok(
+        0,
+        "docker service ls --filter label=com.docker.stack.namespace=monitoring --format '{{.Name}} {{.Mode}} {{.Ports}}'",
+    );
+    let mut lines: Vec<&str> = services.lines().collect();
+    lines.sort();
+    assert_eq!(lines.len(), 7, "{services}");
+    for (name, mode) in [
+        ("monitoring_alertmanager", "replicated"),
+        ("monitoring_cadvisor", "global"),
+        ("monitoring_grafana", "replicated"),
+        ("monitoring_loki", "replicated"),
+        ("monitoring_node-exporter", "global"),
+        ("monitoring_prometheus", "replicated"),
+        ("monitoring_promtail", "global"),
+    ] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("{name} {mode}"))),
+            "{name} {mode}:\n{services}"
+        );
+    }
+    for port in ["*:3001->3000/tcp", "*:9090->9090/tcp", "*:3100->3100/tcp"] {
+        assert!(services.contains(port), "{port}:\n{services}");
+    }
+    let secret = lab.exec_ok(0, "docker secret ls --format '{{.Name}}'");
+    assert!(
+        secret
+            .lines()
+            .any(|l| l.starts_with("monitoring_grafana_admin_password_")),
+        "{secret}"
+    );
+    assert_eq!(
+        lab.exec_ok(
+            0,
+            "stat -c %a /opt/monitoring/secrets/grafana_admin_password"
+        )
+        .trim(),
+        "600"
+    );
+    let config_of_prometheus = || {
+        lab.exec_ok(
+            0,
+            "docker service inspect monitoring_prometheus --format '{{range .Spec.TaskTemplate.ContainerSpec.Configs}}{{.ConfigName}} {{end}}'",
+        )
+    };
+    let before = config_of_prometheus();
+    assert!(before.contains("monitoring_prometheus_alerts_"), "{before}");
+
+    // A threshold changes: the plan shows the rules' diff and the stack update,
+    // and after apply Prometheus uses a new revision of its rules.
+    let plan = go(p, inv, &["plan", "-e", "alert_cpu_percent=85"]).expect(0);
+    for expected in [
+        "~ file:/opt/monitoring/prometheus/alerts.yml",
+        "> 85",
+        "~ stack:monitoring  update stack monitoring",
+    ] {
+        assert!(
+            plan.stdout.contains(expected),
+            "missing `{expected}`:\n{}",
+            plan.stdout
+        );
+    }
+    go(p, inv, &["apply", "--yes", "-e", "alert_cpu_percent=85"]).expect(0);
+    let after = config_of_prometheus();
+    assert_ne!(before, after, "prometheus still uses the old rules");
+    go(
+        p,
+        inv,
+        &["plan", "--detailed-exitcode", "-e", "alert_cpu_percent=85"],
+    )
+    .expect(0);
 }

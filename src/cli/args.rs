@@ -52,6 +52,11 @@ pub enum Command {
     Facts(FactsArgs),
     /// Take one fresh machine from root login to a hardened Swarm node
     Bootstrap(BootstrapArgs),
+    /// Render every file each host would get into a directory, without connecting
+    Render(RenderArgs),
+    /// Check an inventory and playbook (formats, references, variables, templates)
+    /// without connecting
+    Check(CheckArgs),
     /// List the built-in roles, or show one role's variables with their defaults
     Roles {
         /// A role name
@@ -85,6 +90,45 @@ pub struct Selection {
     /// Templates directory (default: templates/ beside the playbook or its parent)
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
+}
+
+/// What offline commands read: no connection settings.
+#[derive(Debug, Args)]
+pub struct Inputs {
+    /// Inventory file (TOML)
+    #[arg(short, long, value_name = "INVENTORY")]
+    pub inventory: PathBuf,
+
+    /// Only these hosts or groups (comma-separated)
+    #[arg(short, long, value_name = "HOST|GROUP[,..]")]
+    pub limit: Option<String>,
+
+    /// Extra variable, highest precedence (repeatable): -e key=value
+    #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
+    pub extra_vars: Vec<String>,
+
+    /// Templates directory (default: templates/ beside the playbook or its parent)
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+
+    /// Playbook file (TOML)
+    pub playbook: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub inputs: Inputs,
+
+    /// Directory to write into, as DIR/HOST/path/on/host (created if missing)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub inputs: Inputs,
 }
 
 #[derive(Debug, Args)]

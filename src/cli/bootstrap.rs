@@ -195,6 +195,7 @@ pub async fn run(args: BootstrapArgs, ui: &Ui) -> Result<i32, CliError> {
         limit: Some(limit),
         templates_dir: args.templates.clone(),
         user: None,
+        offline: false,
     };
     // Check everything before the first connection; find the leader when joining.
     let project = Project::load(&opts(&phase1, machine.name.clone()))?;

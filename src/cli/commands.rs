@@ -19,6 +19,8 @@ pub async fn run(command: Command, ui: &Ui) -> Result<i32, CliError> {
         Command::Apply(a) => apply(a, ui).await,
         Command::Facts(a) => facts(a, ui).await,
         Command::Bootstrap(a) => super::bootstrap::run(a, ui).await,
+        Command::Render(a) => super::offline::render(a, ui),
+        Command::Check(a) => super::offline::check(a, ui),
         Command::Roles { name } => roles(name.as_deref(), ui),
     }
 }
@@ -34,6 +36,7 @@ fn load_options(sel: &Selection, playbook: &std::path::Path) -> Result<LoadOptio
         user: sel.user.clone(),
         limit: sel.limit.clone(),
         templates_dir: sel.templates.clone(),
+        offline: false,
     })
 }
 

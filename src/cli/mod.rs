@@ -4,6 +4,7 @@
 mod args;
 mod bootstrap;
 mod commands;
+mod offline;
 mod progress;
 
 use std::io::IsTerminal;

@@ -25,6 +25,11 @@ pub struct LoadOptions {
     pub user: Option<String>,
     pub limit: Option<String>,
     pub templates_dir: Option<PathBuf>,
+    /// Rendering or checking without hosts: a secret that cannot be read
+    /// stands in as a placeholder (no host ever sees it), and local key files
+    /// only hosts need may be missing.
+    #[serde(default)]
+    pub offline: bool,
 }
 
 pub struct Project {
@@ -35,11 +40,16 @@ pub struct Project {
     pub redactor: Redactor,
     /// Hosts selected by `--limit` (all hosts without it), in inventory order.
     pub limit: Vec<String>,
+    pub offline: bool,
 }
 
 impl Project {
     pub fn load(opts: &LoadOptions) -> InputResult<Self> {
-        let redactor = Redactor::default();
+        let redactor = if opts.offline {
+            Redactor::offline()
+        } else {
+            Redactor::default()
+        };
         let mut inventory = Inventory::load(SourceFile::read(&opts.inventory)?, &redactor)?;
         if let Some(user) = &opts.user {
             for h in &mut inventory.hosts {
@@ -71,6 +81,7 @@ impl Project {
             extra,
             redactor,
             limit,
+            offline: opts.offline,
         })
     }
 }

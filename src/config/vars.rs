@@ -24,8 +24,16 @@ pub fn resolve(raw: &RawVars, src: &SourceFile, redactor: &Redactor) -> InputRes
     for (name, value) in raw {
         let resolved = match secret_spec(value.get_ref()) {
             Some(spec) => {
-                let secret = read_secret(spec, src)
-                    .map_err(|msg| src.error(value.span(), format!("secret `{name}`: {msg}")))?;
+                let secret = match read_secret(spec, src) {
+                    Ok(secret) => secret,
+                    Err(Unreadable::Source(msg)) if redactor.is_offline() => {
+                        tracing::warn!("secret `{name}`: {msg}; a placeholder stands in for it");
+                        format!("(secret {name})")
+                    }
+                    Err(Unreadable::Source(msg) | Unreadable::Spec(msg)) => {
+                        return Err(src.error(value.span(), format!("secret `{name}`: {msg}")));
+                    }
+                };
                 redactor.add(&secret);
                 Value::String(secret)
             }
@@ -41,29 +49,41 @@ fn secret_spec(value: &toml::Value) -> Option<&toml::Table> {
     (table.get("secret")?.as_bool() == Some(true)).then_some(table)
 }
 
-fn read_secret(spec: &toml::Table, src: &SourceFile) -> Result<String, String> {
+/// Why a secret has no value: a mistake in how it is written, or a source
+/// (environment variable, file) that is not there on this machine.
+enum Unreadable {
+    Spec(String),
+    Source(String),
+}
+
+fn read_secret(spec: &toml::Table, src: &SourceFile) -> Result<String, Unreadable> {
     let known = ["secret", "env", "file", "value"];
     if let Some(key) = spec.keys().find(|k| !known.contains(&k.as_str())) {
-        return Err(format!("unknown key `{key}` (expected env, file or value)"));
+        return Err(Unreadable::Spec(format!(
+            "unknown key `{key}` (expected env, file or value)"
+        )));
     }
     let sources: Vec<_> = ["env", "file", "value"]
         .into_iter()
         .filter(|k| spec.contains_key(*k))
         .collect();
     let [source] = sources[..] else {
-        return Err("give exactly one of env = \"NAME\", file = \"path\", value = \"...\"".into());
+        return Err(Unreadable::Spec(
+            "give exactly one of env = \"NAME\", file = \"path\", value = \"...\"".into(),
+        ));
     };
     let text = spec[source]
         .as_str()
-        .ok_or_else(|| format!("`{source}` must be a string"))?;
+        .ok_or_else(|| Unreadable::Spec(format!("`{source}` must be a string")))?;
     match source {
-        "env" => std::env::var(text).map_err(|_| format!("environment variable {text} is not set")),
+        "env" => std::env::var(text)
+            .map_err(|_| Unreadable::Source(format!("environment variable {text} is not set"))),
         "file" => {
             let base = src.path.parent().unwrap_or(Path::new("."));
             let path = crate::config::expand_path(text, base);
             std::fs::read_to_string(&path)
                 .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+                .map_err(|e| Unreadable::Source(format!("cannot read {}: {e}", path.display())))
         }
         _ => Ok(text.to_string()),
     }

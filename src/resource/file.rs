@@ -215,6 +215,14 @@ impl Resource for File {
         }
     }
 
+    fn content(&self) -> Option<super::FileContent<'_>> {
+        Some(super::FileContent {
+            path: &self.path,
+            bytes: self.content.as_deref()?,
+            sensitive: self.sensitive,
+        })
+    }
+
     fn diff_source(&self, change: &Change) -> Option<String> {
         let content_changes = change.attrs.iter().any(|a| a.name == "content");
         (change.action == Action::Update && content_changes && !self.sensitive)

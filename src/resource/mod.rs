@@ -11,6 +11,7 @@ pub mod json_keys;
 pub mod package;
 pub mod service;
 pub mod sshd;
+pub mod stack;
 pub mod swarm;
 pub mod sysctl;
 pub mod ufw;
@@ -157,6 +158,12 @@ pub trait Resource: Send + Sync + Debug {
         None
     }
 
+    /// For kinds that write a file: its path and the content it must have, when
+    /// that is known without the host (what `slipway render` writes out).
+    fn content(&self) -> Option<FileContent<'_>> {
+        None
+    }
+
     /// Fills in the change's diff from the remote file's current content.
     fn set_diff(&self, _change: &mut Change, _old: Option<&[u8]>, _facts: &HostFacts) {}
 
@@ -188,6 +195,15 @@ pub trait Resource: Send + Sync + Debug {
     fn converges(&self) -> bool {
         true
     }
+}
+
+/// A file as a resource will write it.
+#[derive(Debug, Clone, Copy)]
+pub struct FileContent<'a> {
+    pub path: &'a str,
+    pub bytes: &'a [u8],
+    /// The content involves a secret.
+    pub sensitive: bool,
 }
 
 /// Proof that a change did not lock anyone out: a NEW connection as `user` on

@@ -109,6 +109,10 @@ impl Resource for SshdConfig {
         s
     }
 
+    fn content(&self) -> Option<super::FileContent<'_>> {
+        self.file.content()
+    }
+
     fn diff_source(&self, change: &Change) -> Option<String> {
         self.file.diff_source(change)
     }

@@ -44,7 +44,7 @@ pub struct SwarmNode {
 
 /// Docker's API over its socket (curl, not the docker CLI: a probe runs on
 /// every plan, and each CLI call costs tens of milliseconds of CPU).
-const API: &str = "curl -sf --unix-socket /run/docker.sock http://localhost";
+pub(crate) const API: &str = "curl -sf --unix-socket /run/docker.sock http://localhost";
 
 /// The swarm fields of Docker's /info as key=value lines, sorted so the
 /// section is stable.

@@ -42,16 +42,32 @@ impl Default for Vars {
 }
 
 /// `deploy_keys` and the keys in `deploy_key_files`, each checked to be a public key.
-pub fn all_keys(keys: &[String], files: &[String], host: &str) -> InputResult<Vec<String>> {
+/// Offline, a key file that is not on this machine is left out (with a warning).
+pub fn all_keys(
+    keys: &[String],
+    files: &[String],
+    ctx: &RoleContext<'_>,
+) -> InputResult<Vec<String>> {
+    let host = &ctx.host.name;
     let mut all = keys.to_vec();
     for f in files {
         let path = crate::config::expand_path(f, std::path::Path::new("."));
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            InputError::plain(format!(
-                "deploy_key_files: cannot read {}: {e}",
-                path.display()
-            ))
-        })?;
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if ctx.offline => {
+                tracing::warn!(
+                    "deploy_key_files: cannot read {}: {e}; left out",
+                    path.display()
+                );
+                continue;
+            }
+            Err(e) => {
+                return Err(InputError::plain(format!(
+                    "deploy_key_files: cannot read {}: {e}",
+                    path.display()
+                )));
+            }
+        };
         all.extend(
             text.lines()
                 .map(str::trim)
@@ -81,7 +97,7 @@ impl TypedRole for DeployUser {
                 ctx.host.name
             ))
         })?;
-        let keys = all_keys(&v.deploy_keys, &v.deploy_key_files, &ctx.host.name)?;
+        let keys = all_keys(&v.deploy_keys, &v.deploy_key_files, ctx)?;
         let user = User {
             name: v.deploy_user.clone(),
             groups: v.deploy_groups.clone(),

@@ -322,6 +322,9 @@ groups = ["databases"]
             host: inv.host(host).unwrap(),
             vars: &v,
             inventory: inv,
+            templates: &crate::template::Templates::new(None),
+            template_vars: serde_json::Value::Null,
+            offline: false,
         };
         let rs = Firewall.resources(&ctx)?;
         let ids: Vec<String> = rs.iter().map(|r| r.id()).collect();

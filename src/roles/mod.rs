@@ -10,6 +10,7 @@ mod docker;
 mod fail2ban;
 mod firewall;
 mod logrotate;
+mod monitoring;
 mod ssh_hardening;
 mod swarm;
 mod sysctl;
@@ -27,6 +28,24 @@ pub struct RoleContext<'a> {
     /// Every variable of the host for this play, the role's defaults underneath.
     pub vars: &'a VarMap,
     pub inventory: &'a crate::config::Inventory,
+    pub templates: &'a crate::template::Templates,
+    /// What templates see (see `desired::context`), the role's defaults included.
+    pub template_vars: serde_json::Value,
+    /// Rendering without hosts (render, check): inputs only a host needs
+    /// (local key files) may be missing.
+    pub offline: bool,
+}
+
+impl RoleContext<'_> {
+    /// Renders template `name` with the host's variables, plus `extra` ones.
+    pub fn render(&self, name: &str, extra: serde_json::Value) -> InputResult<String> {
+        let mut vars = self.template_vars.clone();
+        if let (Some(map), serde_json::Value::Object(extra)) = (vars.as_object_mut(), extra) {
+            map.extend(extra);
+        }
+        self.templates
+            .render_file(name, &minijinja::Value::from(minijinja::value::Serde(vars)))
+    }
 }
 
 pub trait Role: Sync {
@@ -91,6 +110,8 @@ static ROLES: &[&dyn Role] = &[
     &docker::Docker,
     &swarm::Swarm,
     &swarm::SwarmCluster,
+    &monitoring::MonitoringNode,
+    &monitoring::Monitoring,
 ];
 
 pub fn lookup(name: &str) -> Option<&'static dyn Role> {

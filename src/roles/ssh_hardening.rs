@@ -182,7 +182,7 @@ impl TypedRole for SshHardening {
 
     fn build(&self, v: Vars, ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
         check_lockout(&v, &ctx.host.name)?;
-        super::deploy_user::all_keys(&v.deploy_keys, &v.deploy_key_files, &ctx.host.name)?;
+        super::deploy_user::all_keys(&v.deploy_keys, &v.deploy_key_files, ctx)?;
         let file = config_file(DROP_IN, drop_in(&v), 0o644);
         let login = v.ssh_lockout_check.then(|| v.deploy_user.clone());
         Ok(vec![Box::new(SshdConfig::new(file, v.ssh_port, login))])

@@ -416,6 +416,8 @@ cmd_up() {
   chmod 700 "$state"
   [ -n "${SLIPWAY_LAB_RUN:-}" ] && printf '%s\n' "$SLIPWAY_LAB_RUN" >"$state/run"
   ssh-keygen -q -t ed25519 -N '' -C "slipway-lab-$name" -f "$state/id_ed25519"
+  # The monitoring stack's Grafana admin password, read by the lab inventory as a secret.
+  (umask 077 && head -c 18 /dev/urandom | base64 >"$state/grafana_admin_password")
 
   local k i host ip
   k="$(create_network "$name" "$k0")"

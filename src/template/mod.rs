@@ -1,7 +1,11 @@
 //! Template rendering (minijinja, Jinja2 syntax) with errors that name the
-//! template, line and column.
+//! template, line and column. A template is looked up in the user's
+//! templates/ directory first, then among the templates built into slipway,
+//! so any built-in one is overridden by a file of the same name.
 
-use std::path::{Path, PathBuf};
+mod builtin;
+
+use std::path::{Component, Path, PathBuf};
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 
@@ -28,9 +32,18 @@ impl Templates {
                 .build()
                 .expect("default delimiters are valid"),
         );
-        if let Some(dir) = &dir {
-            env.set_loader(minijinja::path_loader(dir.clone()));
-        }
+        let user_dir = dir.clone();
+        env.set_loader(move |name| {
+            if let Some(path) = user_dir.as_deref().and_then(|d| user_file(d, name)) {
+                return std::fs::read_to_string(&path).map(Some).map_err(|e| {
+                    minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                });
+            }
+            Ok(builtin::get(name).map(String::from))
+        });
         Self { env, dir }
     }
 
@@ -38,9 +51,23 @@ impl Templates {
         self.dir.as_deref()
     }
 
-    /// Whether a template file of that name exists (it may still fail to parse).
+    /// Whether a template of that name exists, the user's or built in (it may
+    /// still fail to parse).
     pub fn exists(&self, name: &str) -> bool {
-        self.dir.as_ref().is_some_and(|d| d.join(name).is_file())
+        self.dir
+            .as_deref()
+            .and_then(|d| user_file(d, name))
+            .is_some()
+            || builtin::get(name).is_some()
+    }
+
+    /// Where a template comes from, for error messages: the user's file, or
+    /// `<built-in>/NAME`.
+    fn origin(&self, name: &str) -> PathBuf {
+        self.dir
+            .as_deref()
+            .and_then(|d| user_file(d, name))
+            .unwrap_or_else(|| Path::new("<built-in>").join(name))
     }
 
     /// Renders the template file `name`. Errors point into the template.
@@ -49,8 +76,8 @@ impl Templates {
             if e.kind() == minijinja::ErrorKind::TemplateNotFound {
                 InputError::plain(format!("template `{name}` not found")).with_help(
                     match &self.dir {
-                        Some(d) => format!("looked in {}", d.display()),
-                        None => "no templates/ directory beside the playbook; pass --templates DIR"
+                        Some(d) => format!("looked in {} and the built-in templates", d.display()),
+                        None => "no templates/ directory beside the playbook, and no built-in template of that name; pass --templates DIR"
                             .into(),
                     },
                 )
@@ -86,11 +113,7 @@ impl Templates {
         match origin {
             Some((src, start)) => src.error(start + range.start..start + range.end, detail),
             None => {
-                let name = e.name().unwrap_or("template");
-                let path = self
-                    .dir
-                    .as_ref()
-                    .map_or_else(|| PathBuf::from(name), |d| d.join(name));
+                let path = self.origin(e.name().unwrap_or("template"));
                 let text = e.template_source().unwrap_or_default().to_string();
                 let src = SourceFile::from_text(&path, text);
                 let range = if range.is_empty() {
@@ -102,6 +125,16 @@ impl Templates {
             }
         }
     }
+}
+
+/// The user's template file `name` under `dir`, if there is one. Names stay
+/// inside the directory: no absolute paths, no `..`.
+fn user_file(dir: &Path, name: &str) -> Option<PathBuf> {
+    let rel = Path::new(name);
+    if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+        return None;
+    }
+    Some(dir.join(rel)).filter(|p| p.is_file())
 }
 
 /// Byte range of a 1-based line, for errors that carry only a line number.
@@ -128,6 +161,33 @@ mod tests {
         let msg = err.message();
         assert!(msg.contains("motd.j2:2:"), "{msg}");
         assert!(msg.contains("undefined"), "{msg}");
+    }
+
+    #[test]
+    fn user_templates_override_built_in_ones() {
+        let name = builtin::names().next().expect("some built-in templates");
+        let ctx = Value::from(());
+        let none = Templates::new(None);
+        assert!(none.exists(name));
+        let dir = tempfile::tempdir().unwrap();
+        let t = Templates::new(Some(dir.path().to_path_buf()));
+        let built_in = t.env.get_template(name).unwrap().source().to_string();
+        assert_eq!(built_in, builtin::get(name).unwrap());
+        let file = dir.path().join(name);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, "mine {{ 1 + 1 }}\n").unwrap();
+        let t = Templates::new(Some(dir.path().to_path_buf()));
+        assert_eq!(t.render_file(name, &ctx).unwrap(), "mine 2\n");
+        assert!(!t.exists("../etc/passwd") && !t.exists("/etc/passwd"));
+    }
+
+    #[test]
+    fn errors_in_built_in_templates_say_so() {
+        let t = Templates::new(None);
+        assert_eq!(
+            t.origin("monitoring/x.j2"),
+            Path::new("<built-in>/monitoring/x.j2")
+        );
     }
 
     #[test]

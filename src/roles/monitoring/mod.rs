@@ -1,0 +1,297 @@
+//! `monitoring`: Prometheus, alert rules, Alertmanager, Grafana (provisioning
+//! and dashboards), Loki and Promtail, rendered from templates into a
+//! directory on the managers and deployed as a Swarm stack from the leader.
+//!
+//! Every file comes from a built-in template that a file of the same name
+//! under the user's templates/ replaces. Files are checked (YAML, JSON) before
+//! any host sees them, so a broken override fails the plan, not the stack.
+
+mod vars;
+
+use serde_json::json;
+
+use super::{RoleContext, TypedRole, config_file};
+use crate::diag::{InputError, InputResult};
+use crate::resource::directory::Directory;
+use crate::resource::fsattr::FsAttrs;
+use crate::resource::stack::Stack;
+use crate::resource::{Presence, Resource};
+pub use vars::{NodeVars, Vars};
+
+pub struct Monitoring;
+pub struct MonitoringNode;
+
+/// Files rendered from `monitoring/<path>.j2`, each shipped to the services as
+/// a Swarm config named by its key.
+const CONFIGS: &[(&str, &str)] = &[
+    ("prometheus/prometheus.yml", "prometheus_yml"),
+    ("prometheus/alerts.yml", "prometheus_alerts"),
+    ("alertmanager/alertmanager.yml", "alertmanager_yml"),
+    (
+        "grafana/provisioning/datasources.yml",
+        "grafana_datasources",
+    ),
+    ("grafana/provisioning/dashboards.yml", "grafana_dashboards"),
+    (
+        "grafana/dashboards/api-performance.json",
+        "dashboard_api_performance",
+    ),
+    ("grafana/dashboards/system.json", "dashboard_system"),
+    ("grafana/dashboards/business.json", "dashboard_business"),
+    (
+        "grafana/dashboards/security-logs.json",
+        "dashboard_security_logs",
+    ),
+    ("loki/loki.yml", "loki_yml"),
+    ("promtail/promtail.yml", "promtail_yml"),
+];
+
+/// Services of the stack file, for checking that a deploy left them all there.
+const SERVICES: &[&str] = &[
+    "prometheus",
+    "alertmanager",
+    "grafana",
+    "loki",
+    "promtail",
+    "node-exporter",
+    "cadvisor",
+];
+
+impl TypedRole for Monitoring {
+    type Vars = Vars;
+    const NAME: &'static str = "monitoring";
+    const ABOUT: &'static str = "Prometheus, alert rules, Alertmanager, Grafana, Loki and Promtail as a Swarm stack (run on the managers)";
+
+    fn build(&self, v: Vars, ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
+        v.check(&ctx.host.name)?;
+        let dir = v.monitoring_dir.trim_end_matches('/');
+        let mut out: Vec<Box<dyn Resource>> = vec![
+            Box::new(directory(dir, 0o755)),
+            Box::new(directory(&format!("{dir}/secrets"), 0o700)),
+        ];
+        let mut revisions = Vec::new();
+        let mut stack_configs = Vec::new();
+        for (path, key) in CONFIGS {
+            let template = format!("monitoring/{path}.j2");
+            let text = ctx.render(&template, json!({}))?;
+            check_syntax(&template, path, &text)?;
+            revisions.push((env_var(key), revision(text.as_bytes())));
+            stack_configs.push(json!({"key": key, "file": path, "env": env_var(key)}));
+            out.push(Box::new(config_file(&format!("{dir}/{path}"), text, 0o644)));
+        }
+        let mut stack_secrets = Vec::new();
+        for (key, value) in v.secrets() {
+            revisions.push((env_var(key), revision(value.as_bytes())));
+            stack_secrets
+                .push(json!({"key": key, "file": format!("secrets/{key}"), "env": env_var(key)}));
+            let mut file = config_file(&format!("{dir}/secrets/{key}"), value, 0o600);
+            file.sensitive = true;
+            out.push(Box::new(file));
+        }
+        let template = "monitoring/stack.yml.j2";
+        let stack = ctx.render(
+            template,
+            json!({"stack_configs": stack_configs, "stack_secrets": stack_secrets}),
+        )?;
+        check_syntax(template, "stack.yml", &stack)?;
+        let digest = {
+            let mut all = stack.clone();
+            for (var, rev) in &revisions {
+                all.push_str(&format!("\n{var}={rev}"));
+            }
+            crate::digest::sha256_hex(all.as_bytes())
+        };
+        out.push(Box::new(config_file(
+            &format!("{dir}/stack.yml"),
+            stack,
+            0o644,
+        )));
+        if v.monitoring_deploy && is_leader(ctx, &v.swarm_managers_group) {
+            out.push(Box::new(Stack {
+                name: v.monitoring_stack.clone(),
+                dir: dir.to_string(),
+                revisions,
+                services: SERVICES.iter().map(|s| s.to_string()).collect(),
+                resolve_image: v.monitoring_resolve_image.clone(),
+                digest,
+            }));
+        }
+        Ok(out)
+    }
+}
+
+/// What every node needs for the stack's global services: the application
+/// log directory Promtail reads (a bind mount whose source must exist).
+impl TypedRole for MonitoringNode {
+    type Vars = NodeVars;
+    const NAME: &'static str = "monitoring_node";
+    const ABOUT: &'static str =
+        "what every node needs for the monitoring stack's global services (run on all hosts)";
+
+    fn build(&self, v: NodeVars, ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
+        vars::check_path(
+            &ctx.host.name,
+            "promtail_app_log_dir",
+            &v.promtail_app_log_dir,
+        )?;
+        Ok(vec![Box::new(directory(&v.promtail_app_log_dir, 0o755))])
+    }
+}
+
+fn directory(path: &str, mode: u32) -> Directory {
+    Directory {
+        path: path.to_string(),
+        state: Presence::Present,
+        attrs: FsAttrs::root(mode),
+    }
+}
+
+/// The first host of the managers group deploys: it is the one that started the swarm.
+fn is_leader(ctx: &RoleContext<'_>, managers: &str) -> bool {
+    ctx.inventory
+        .groups
+        .get(managers)
+        .and_then(|hosts| hosts.first())
+        .is_some_and(|first| *first == ctx.host.name)
+}
+
+/// `prometheus_yml` -> `PROMETHEUS_YML_REV`, the variable the stack file names it with.
+fn env_var(key: &str) -> String {
+    format!("{}_REV", key.to_ascii_uppercase())
+}
+
+fn revision(content: &[u8]) -> String {
+    crate::digest::sha256_hex(content)[..12].to_string()
+}
+
+/// A rendered YAML or JSON file must parse; the error names the template.
+fn check_syntax(template: &str, path: &str, text: &str) -> InputResult<()> {
+    let error = |what: &str, e: String| {
+        InputError::plain(format!(
+            "template `{template}` renders {what} that does not parse: {e}"
+        ))
+        .with_help(
+            "fix the template (yours under templates/, or remove it to use the built-in one)",
+        )
+    };
+    if path.ends_with(".json") {
+        serde_json::from_str::<serde_json::Value>(text)
+            .map_err(|e| error("JSON", e.to_string()))?;
+    } else {
+        serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text)
+            .map_err(|e| error("YAML", e.to_string()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Inventory, VarMap};
+    use crate::diag::SourceFile;
+    use crate::redact::Redactor;
+    use crate::roles::Role;
+    use crate::template::Templates;
+
+    const INVENTORY: &str = "[hosts.m1]\naddress = \"10.0.0.1\"\ngroups = [\"managers\"]\n\
+        [hosts.m2]\naddress = \"10.0.0.2\"\ngroups = [\"managers\"]\n";
+
+    fn ids(
+        host: &str,
+        vars: serde_json::Value,
+        templates: Option<&std::path::Path>,
+    ) -> InputResult<Vec<String>> {
+        let inv = Inventory::load(
+            SourceFile::from_text(std::path::Path::new("inventory.toml"), INVENTORY.into()),
+            &Redactor::default(),
+        )
+        .unwrap();
+        let mut v = Monitoring.defaults();
+        let top: VarMap = serde_json::from_value(vars).unwrap();
+        crate::config::vars::layer(&mut v, &top);
+        let h = inv.host(host).unwrap();
+        let mut template_vars: serde_json::Map<_, _> = v.clone().into_iter().collect();
+        template_vars.insert(
+            "hosts".into(),
+            json!([{"name": "m1", "address": "10.0.0.1", "groups": ["managers"]}]),
+        );
+        let ctx = RoleContext {
+            host: h,
+            vars: &v,
+            inventory: &inv,
+            templates: &Templates::new(templates.map(|p| p.to_path_buf())),
+            template_vars: serde_json::Value::Object(template_vars),
+            offline: false,
+        };
+        Ok(Monitoring.resources(&ctx)?.iter().map(|r| r.id()).collect())
+    }
+
+    #[test]
+    fn only_the_first_manager_deploys_and_only_when_allowed() {
+        let pw = json!({"grafana_admin_password": "pw"});
+        assert!(
+            ids("m1", pw.clone(), None)
+                .unwrap()
+                .contains(&"stack:monitoring".into())
+        );
+        let other = ids("m2", pw, None).unwrap();
+        assert!(!other.contains(&"stack:monitoring".into()));
+        assert!(
+            other.contains(&"file:/opt/monitoring/stack.yml".into()),
+            "{other:?}"
+        );
+        let off = ids(
+            "m1",
+            json!({"grafana_admin_password": "pw", "monitoring_deploy": false}),
+            None,
+        );
+        assert!(!off.unwrap().contains(&"stack:monitoring".into()));
+    }
+
+    #[test]
+    fn the_grafana_password_is_required() {
+        let err = ids("m1", json!({}), None).unwrap_err();
+        assert!(
+            err.message().contains("grafana_admin_password is not set"),
+            "{}",
+            err.message()
+        );
+    }
+
+    #[test]
+    fn an_override_that_renders_broken_json_fails_before_any_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir
+            .path()
+            .join("monitoring/grafana/dashboards/system.json.j2");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, "{\"title\": {{ grafana_loki_uid }}}\n").unwrap();
+        let err = ids(
+            "m1",
+            json!({"grafana_admin_password": "pw"}),
+            Some(dir.path()),
+        )
+        .unwrap_err();
+        let msg = err.message();
+        assert!(
+            msg.contains("monitoring/grafana/dashboards/system.json.j2"),
+            "{msg}"
+        );
+        assert!(msg.contains("JSON"), "{msg}");
+    }
+
+    #[test]
+    fn discord_is_reached_through_its_slack_endpoint() {
+        let v = Vars {
+            alertmanager_discord_webhook_url: "https://discord.example/api/webhooks/1/x/".into(),
+            ..Vars::default()
+        };
+        assert_eq!(
+            v.secrets(),
+            [(
+                "alertmanager_discord_webhook_url",
+                "https://discord.example/api/webhooks/1/x/slack".to_string()
+            )]
+        );
+    }
+}
