@@ -176,6 +176,12 @@ fn alertmanager_passes_amtool_with_and_without_receivers() {
         assert!(
             matchers.contains("severity=\"critical\"") && matchers.contains("severity=\"warning\"")
         );
+        let receivers = serde_yaml_ng::to_string(&routes["receivers"]).unwrap();
+        if extra.len() == urls.len() {
+            // Critical alerts reach every channel; warnings only chat.
+            assert_eq!(receivers.matches("email_configs").count(), 1, "{receivers}");
+            assert_eq!(receivers.matches("api_url_file").count(), 4, "{receivers}");
+        }
     }
     let (home, _) = render(&urls);
     let secrets: BTreeSet<String> = std::fs::read_dir(monitoring_dir(&home).join("secrets"))
