@@ -57,6 +57,19 @@ pub enum Command {
     /// Check an inventory and playbook (formats, references, variables, templates)
     /// without connecting
     Check(CheckArgs),
+    /// Start a project: inventories/, playbooks/ and templates/ with commented examples
+    Init {
+        /// Where (created if missing; existing files are never overwritten)
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Print shell completions: slipway completions bash > /etc/bash_completion.d/slipway
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page: slipway man > slipway.1
+    Man,
     /// List the built-in roles, or show one role's variables with their defaults
     Roles {
         /// A role name

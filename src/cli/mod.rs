@@ -4,6 +4,7 @@
 mod args;
 mod bootstrap;
 mod commands;
+mod init;
 mod offline;
 mod progress;
 
