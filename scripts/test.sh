@@ -19,9 +19,11 @@ command -v cargo >/dev/null 2>&1 || { echo "test.sh: cargo not found (install Ru
 bash tests/lab/lab.sh deps
 bash tests/lab/lab.sh image
 
-# The real validators the tests run on rendered files: promtool, amtool, docker-compose.
-# Only their commands are wanted, not the daemons the packages start.
-validators=(prometheus prometheus-alertmanager docker-compose)
+# The real validators the tests run: promtool, amtool and docker-compose on rendered files,
+# vagrant on the Vagrantfiles (and to bring the docker variant up), groff on the man page.
+# Only their commands are
+# wanted, not the daemons the packages start, nor what they recommend (a kernel, for vagrant).
+validators=(prometheus prometheus-alertmanager docker-compose vagrant vagrant-libvirt groff-base)
 missing=()
 for p in "${validators[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -12,7 +12,10 @@ const FILES: &[(&str, &str)] = &[
         "inventories/example.toml",
         include_str!("../../inventories/example.toml"),
     ),
-    ("playbooks/site.toml", include_str!("../../playbooks/site.toml")),
+    (
+        "playbooks/site.toml",
+        include_str!("../../playbooks/site.toml"),
+    ),
     (
         "playbooks/example.toml",
         include_str!("../../playbooks/example.toml"),
@@ -63,10 +66,16 @@ pub fn man() -> Result<i32, CliError> {
     extra.control("SH", ["EXIT STATUS"]);
     for (code, meaning) in [
         ("0", "success; with plan --detailed-exitcode: no changes"),
-        ("1", "an error: bad input (nothing was touched), a host that failed, a stale saved plan"),
+        (
+            "1",
+            "an error: bad input (nothing was touched), a host that failed, a stale saved plan",
+        ),
         ("2", "plan --detailed-exitcode: there are changes"),
     ] {
-        extra.control("TP", []).text([bold(code)]).text([roman(meaning)]);
+        extra
+            .control("TP", [])
+            .text([bold(code)])
+            .text([roman(meaning)]);
     }
     extra.control("SH", ["SEE ALSO"]);
     extra.text([roman(
