@@ -21,8 +21,8 @@ bash tests/lab/lab.sh image
 
 # The real validators the tests run: promtool, amtool and docker-compose on rendered files,
 # vagrant on the Vagrantfiles (and to bring the docker variant up), groff on the man page.
-# Only their commands are
-# wanted, not the daemons the packages start, nor what they recommend (a kernel, for vagrant).
+# Only their commands are wanted, not the daemons the packages start, nor what they
+# recommend (a kernel, for vagrant).
 validators=(prometheus prometheus-alertmanager docker-compose vagrant vagrant-libvirt groff-base)
 missing=()
 for p in "${validators[@]}"; do

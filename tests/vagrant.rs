@@ -236,11 +236,7 @@ fn the_vagrant_inventory_and_the_site_playbook_expand_for_every_host() {
     .unwrap();
     let text = std::fs::read_to_string(root().join("inventories/vagrant.toml"))
         .unwrap()
-        .replace("~/.local/state", &state.path().display().to_string())
-        .replace(
-            "env = \"GRAFANA_ADMIN_PASSWORD\"",
-            "value = \"vagrant-test\"",
-        );
+        .replace("~/.local/state", &state.path().display().to_string());
     let inventory = state.path().join("vagrant.toml");
     std::fs::write(&inventory, text).unwrap();
     let opts = LoadOptions {
@@ -353,8 +349,7 @@ fn the_docker_variant_comes_up_and_lets_slipway_in_with_the_inventorys_key() {
 
     let plan = |detailed: bool| {
         let mut cmd = slipway(&home);
-        cmd.env("GRAFANA_ADMIN_PASSWORD", "vagrant-test")
-            .arg("plan")
+        cmd.arg("plan")
             .arg("-i")
             .arg(&inventory)
             .arg(root().join("playbooks/site.toml"));

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::{RoleContext, TypedRole, config_file};
 use crate::diag::{InputError, InputResult};
+use crate::resource::command::Command;
 use crate::resource::directory::Directory;
 use crate::resource::fsattr::FsAttrs;
 use crate::resource::stack::Stack;
@@ -81,12 +82,22 @@ impl TypedRole for Monitoring {
         }
         let mut stack_secrets = Vec::new();
         for (key, value) in v.secrets() {
-            revisions.push((env_var(key), revision(value.as_bytes())));
             stack_secrets
                 .push(json!({"key": key, "file": format!("secrets/{key}"), "env": env_var(key)}));
-            let mut file = config_file(&format!("{dir}/secrets/{key}"), value, 0o600);
-            file.sensitive = true;
-            out.push(Box::new(file));
+            let path = format!("{dir}/secrets/{key}");
+            match value {
+                Some(value) => {
+                    revisions.push((env_var(key), revision(value.as_bytes())));
+                    let mut file = config_file(&path, value, 0o600);
+                    file.sensitive = true;
+                    out.push(Box::new(file));
+                }
+                None => {
+                    // Made once on the host and never changed: one revision for good.
+                    revisions.push((env_var(key), "generated".into()));
+                    out.push(Box::new(generated_password(&path)));
+                }
+            }
         }
         let template = "monitoring/stack.yml.j2";
         let stack = ctx.render(
@@ -135,6 +146,21 @@ impl TypedRole for MonitoringNode {
             &v.promtail_app_log_dir,
         )?;
         Ok(vec![Box::new(directory(&v.promtail_app_log_dir, 0o755))])
+    }
+}
+
+/// A random password made on the host, for a secret the user did not set: it
+/// never leaves the host (`sudo cat PATH` shows it there).
+fn generated_password(path: &str) -> Command {
+    Command {
+        name: format!("generate a password into {path}"),
+        run: format!(
+            "umask 077; tr -dc A-Za-z0-9 </dev/urandom | head -c 32 >{p}.tmp && mv {p}.tmp {p}",
+            p = crate::shell::q(path)
+        ),
+        creates: Some(path.to_string()),
+        unless: None,
+        notify: Vec::new(),
     }
 }
 
@@ -249,13 +275,16 @@ mod tests {
     }
 
     #[test]
-    fn the_grafana_password_is_required() {
-        let err = ids("m1", json!({}), None).unwrap_err();
+    fn without_a_grafana_password_one_is_made_on_the_host() {
+        let ids = ids("m1", json!({}), None).unwrap();
         assert!(
-            err.message().contains("grafana_admin_password is not set"),
-            "{}",
-            err.message()
+            ids.contains(
+                &"command:generate a password into /opt/monitoring/secrets/grafana_admin_password"
+                    .into()
+            ),
+            "{ids:?}"
         );
+        assert!(!ids.contains(&"file:/opt/monitoring/secrets/grafana_admin_password".into()));
     }
 
     #[test]
@@ -287,11 +316,11 @@ mod tests {
             ..Vars::default()
         };
         assert_eq!(
-            v.secrets(),
-            [(
+            v.secrets()[1],
+            (
                 "alertmanager_discord_webhook_url",
-                "https://discord.example/api/webhooks/1/x/slack".to_string()
-            )]
+                Some("https://discord.example/api/webhooks/1/x/slack".to_string())
+            )
         );
     }
 }

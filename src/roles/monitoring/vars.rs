@@ -40,7 +40,8 @@ pub struct Vars {
     pub loki_retention: String,
     pub grafana_port: u16,
     pub grafana_admin_user: String,
-    /// A secret; required.
+    /// A secret; empty: a random one is made on each manager, kept in
+    /// `monitoring_dir`/secrets/grafana_admin_password.
     pub grafana_admin_password: String,
     pub grafana_prometheus_uid: String,
     pub grafana_loki_uid: String,
@@ -221,11 +222,6 @@ pub fn check_path(host: &str, name: &str, path: &str) -> InputResult<()> {
 impl Vars {
     pub fn check(&self, host: &str) -> InputResult<()> {
         let err = |msg: String| InputError::plain(format!("role monitoring on {host}: {msg}"));
-        if self.grafana_admin_password.is_empty() {
-            return Err(err("grafana_admin_password is not set".into()).with_help(
-                "set it as a secret: grafana_admin_password = { secret = true, env = \"GRAFANA_ADMIN_PASSWORD\" }",
-            ));
-        }
         check_path(host, "monitoring_dir", &self.monitoring_dir)?;
         check_path(host, "promtail_app_log_dir", &self.promtail_app_log_dir)?;
         if !["always", "changed", "never"].contains(&self.monitoring_resolve_image.as_str()) {
@@ -260,9 +256,10 @@ impl Vars {
         }
     }
 
-    /// The secrets that are set, by the name the services read them under
-    /// (/run/secrets/NAME), with the content written for them.
-    pub fn secrets(&self) -> Vec<(&'static str, String)> {
+    /// The secrets the stack uses, by the name the services read them under
+    /// (/run/secrets/NAME), with the content written for them. Grafana's admin
+    /// password is always there: None means the host makes one.
+    pub fn secrets(&self) -> Vec<(&'static str, Option<String>)> {
         // Discord takes Slack's payload at the webhook URL + /slack, which lets
         // Alertmanager's Slack integration (with api_url_file) serve both.
         let discord = match self.alertmanager_discord_webhook_url.trim_end_matches('/') {
@@ -270,11 +267,8 @@ impl Vars {
             url if url.ends_with("/slack") => url.to_string(),
             url => format!("{url}/slack"),
         };
-        [
-            (
-                "grafana_admin_password",
-                self.grafana_admin_password.clone(),
-            ),
+        let admin = Some(self.grafana_admin_password.clone()).filter(|p| !p.is_empty());
+        let optional = [
             ("grafana_smtp_password", self.grafana_smtp_password.clone()),
             (
                 "alertmanager_smtp_auth_password",
@@ -288,6 +282,9 @@ impl Vars {
         ]
         .into_iter()
         .filter(|(_, v)| !v.is_empty())
-        .collect()
+        .map(|(k, v)| (k, Some(v)));
+        std::iter::once(("grafana_admin_password", admin))
+            .chain(optional)
+            .collect()
     }
 }
