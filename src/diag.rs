@@ -134,3 +134,13 @@ impl InputError {
 
 /// Shorthand used by parsers that walk a document.
 pub type InputResult<T> = Result<T, InputError>;
+
+/// Warns once per distinct message: offline commands meet the same missing
+/// file for every host and role that reads it.
+pub fn warn_once(message: String) {
+    static SEEN: std::sync::Mutex<std::collections::BTreeSet<String>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    if SEEN.lock().expect("warnings lock").insert(message.clone()) {
+        tracing::warn!("{message}");
+    }
+}

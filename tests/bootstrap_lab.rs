@@ -27,6 +27,8 @@ fn bootstrap_makes_a_manager_and_then_a_worker_that_joins_it() {
         "docker_source=distribution",
         "-e",
         "docker_storage_driver=vfs",
+        "-e",
+        "monitoring_resolve_image=never",
     ];
 
     // A fresh machine, root by key: a single-node swarm manager.

@@ -27,7 +27,9 @@ pub fn resolve(raw: &RawVars, src: &SourceFile, redactor: &Redactor) -> InputRes
                 let secret = match read_secret(spec, src) {
                     Ok(secret) => secret,
                     Err(Unreadable::Source(msg)) if redactor.is_offline() => {
-                        tracing::warn!("secret `{name}`: {msg}; a placeholder stands in for it");
+                        crate::diag::warn_once(format!(
+                            "secret `{name}`: {msg}; a placeholder stands in for it"
+                        ));
                         format!("(secret {name})")
                     }
                     Err(Unreadable::Source(msg) | Unreadable::Spec(msg)) => {

@@ -55,10 +55,10 @@ pub fn all_keys(
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if ctx.offline => {
-                tracing::warn!(
+                crate::diag::warn_once(format!(
                     "deploy_key_files: cannot read {}: {e}; left out",
                     path.display()
-                );
+                ));
                 continue;
             }
             Err(e) => {
