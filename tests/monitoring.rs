@@ -331,33 +331,46 @@ fn loki_and_promtail_configs_have_what_the_stack_needs() {
 }
 
 #[test]
-fn an_undefined_variable_in_a_template_override_names_template_line_and_column() {
-    let dir = tempfile::tempdir().unwrap();
-    let override_ = dir.path().join("monitoring/loki/loki.yml.j2");
-    std::fs::create_dir_all(override_.parent().unwrap()).unwrap();
-    std::fs::write(
-        &override_,
-        "auth_enabled: false\nserver:\n  port: {{ loki_prot }}\n",
-    )
-    .unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let out = home.path().join("out");
-    let r = run(slipway(home.path())
-        .current_dir(root())
-        .args([
-            "render",
-            "-i",
-            "inventories/lab.toml",
-            "playbooks/site.toml",
-            "--templates",
-        ])
-        .arg(dir.path())
-        .arg("--out")
-        .arg(&out))
-    .expect(1);
-    assert!(r.stderr.contains("loki.yml.j2:3:"), "{}", r.stderr);
-    assert!(r.stderr.contains("undefined"), "{}", r.stderr);
-    assert!(!out.exists(), "files were written despite the error");
+fn errors_in_a_template_override_name_template_line_and_column() {
+    for (text, line, what) in [
+        (
+            "auth_enabled: false\nserver:\n  port: {{ loki_prot }}\n",
+            3,
+            "undefined",
+        ),
+        (
+            "auth_enabled: false\n{% if loki_port %}\nserver: {}\n",
+            2,
+            "syntax error",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let override_ = dir.path().join("monitoring/loki/loki.yml.j2");
+        std::fs::create_dir_all(override_.parent().unwrap()).unwrap();
+        std::fs::write(&override_, text).unwrap();
+        let home = tempfile::tempdir().unwrap();
+        let out = home.path().join("out");
+        let r = run(slipway(home.path())
+            .current_dir(root())
+            .args([
+                "render",
+                "-i",
+                "inventories/lab.toml",
+                "playbooks/site.toml",
+                "--templates",
+            ])
+            .arg(dir.path())
+            .arg("--out")
+            .arg(&out))
+        .expect(1);
+        assert!(
+            r.stderr.contains(&format!("loki.yml.j2:{line}:")),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stderr.contains(what), "{}", r.stderr);
+        assert!(!out.exists(), "files were written despite the error");
+    }
 }
 
 /// The rendered monitoring files for the lab, compared with the golden copies.
