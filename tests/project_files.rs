@@ -1,7 +1,7 @@
 //! The inventories and playbooks shipped in the repository load and expand for
 //! every host, offline (nothing here connects anywhere).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use slipway::config::{LoadOptions, Project};
 
@@ -9,24 +9,29 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-#[test]
-fn the_lab_inventory_and_the_site_playbook_expand_for_every_host() {
-    // deploy_key_files names the lab's key under the state directory: give it one.
+/// A shipped inventory, its state directory (`~/.local/state`) moved to a
+/// temporary one that holds the files it names: keys and the Grafana password.
+fn shipped(name: &str, state_dir: &str) -> (tempfile::TempDir, PathBuf) {
     let state = tempfile::tempdir().unwrap();
-    let keys = state.path().join("slipway-lab/lab");
-    std::fs::create_dir_all(&keys).unwrap();
+    let files = state.path().join(state_dir);
+    std::fs::create_dir_all(&files).unwrap();
     std::fs::write(
-        keys.join("id_ed25519.pub"),
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHRlc3Qga2V5IGZvciB0aGUgbGFi lab\n",
+        files.join("id_ed25519.pub"),
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHRlc3Qga2V5IGZvciB0aGUgbGFi test\n",
     )
     .unwrap();
-    std::fs::write(keys.join("grafana_admin_password"), "lab-grafana\n").unwrap();
-    let inventory = std::fs::read_to_string(root().join("inventories/lab.toml"))
+    std::fs::write(files.join("grafana_admin_password"), "test-grafana\n").unwrap();
+    let text = std::fs::read_to_string(root().join(format!("inventories/{name}.toml")))
         .unwrap()
         .replace("~/.local/state", &state.path().display().to_string());
-    let inv = state.path().join("lab.toml");
-    std::fs::write(&inv, inventory).unwrap();
+    let inv = state.path().join(format!("{name}.toml"));
+    std::fs::write(&inv, text).unwrap();
+    (state, inv)
+}
 
+#[test]
+fn the_lab_inventory_and_the_site_playbook_expand_for_every_host() {
+    let (_state, inv) = shipped("lab", "slipway-lab/lab");
     let opts = LoadOptions {
         inventory: inv,
         playbook: root().join("playbooks/site.toml"),
@@ -59,6 +64,26 @@ fn the_lab_inventory_and_the_site_playbook_expand_for_every_host() {
             .filter(|id| id.as_str() == "json:/etc/docker/daemon.json")
             .count(),
         1
+    );
+}
+
+#[test]
+fn the_vagrant_inventory_and_the_site_playbook_expand_for_every_host() {
+    let (_state, inventory) = shipped("vagrant", "slipway-vagrant");
+    let opts = LoadOptions {
+        inventory,
+        playbook: root().join("playbooks/site.toml"),
+        user: Some("vagrant".into()),
+        ..LoadOptions::default()
+    };
+    let project =
+        Project::load(&opts).expect("inventories/vagrant.toml and playbooks/site.toml load");
+    let hosts = slipway::desired::build(&project).expect("the site playbook expands");
+    assert_eq!(hosts.len(), 3);
+    let ids: Vec<String> = hosts[0].resources().map(|r| r.id()).collect();
+    assert!(
+        ids.contains(&"swarm:cluster".to_string()),
+        "manager1 leads the swarm"
     );
 }
 

@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 
 use common::lab::require_docker;
 use common::run::{run, slipway};
-use slipway::config::{Become, Inventory, LoadOptions, Project};
+use slipway::config::{Become, Inventory};
 use slipway::diag::SourceFile;
 use slipway::redact::Redactor;
 use slipway::transport::HostKeyPolicy;
@@ -221,39 +221,6 @@ fn the_inventory_describes_the_machines_of_the_vagrantfile() {
             serde_json::json!(["~/.local/state/slipway-vagrant/id_ed25519.pub"])
         );
     }
-}
-
-#[test]
-fn the_vagrant_inventory_and_the_site_playbook_expand_for_every_host() {
-    // deploy_key_files names the key under the state directory: give it one.
-    let state = tempfile::tempdir().unwrap();
-    let keys = state.path().join("slipway-vagrant");
-    std::fs::create_dir_all(&keys).unwrap();
-    std::fs::write(
-        keys.join("id_ed25519.pub"),
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHRlc3Qga2V5IGZvciB0aGUgbGFi vagrant\n",
-    )
-    .unwrap();
-    let text = std::fs::read_to_string(root().join("inventories/vagrant.toml"))
-        .unwrap()
-        .replace("~/.local/state", &state.path().display().to_string());
-    let inventory = state.path().join("vagrant.toml");
-    std::fs::write(&inventory, text).unwrap();
-    let opts = LoadOptions {
-        inventory,
-        playbook: root().join("playbooks/site.toml"),
-        user: Some("vagrant".into()),
-        ..LoadOptions::default()
-    };
-    let project =
-        Project::load(&opts).expect("inventories/vagrant.toml and playbooks/site.toml load");
-    let hosts = slipway::desired::build(&project).expect("the site playbook expands");
-    assert_eq!(hosts.len(), 3);
-    let ids: Vec<String> = hosts[0].resources().map(|r| r.id()).collect();
-    assert!(
-        ids.contains(&"swarm:cluster".to_string()),
-        "manager1 leads the swarm"
-    );
 }
 
 /// Removes the docker variant's machines when a test ends, whatever happened.
