@@ -103,10 +103,15 @@ fn init_tracing(verbose: u8, ansi: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLIPWAY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
-        .with_ansi(ansi)
-        .init();
+        .with_ansi(ansi);
+    // Timestamps help read a trace (-v); a warning on its own reads better without one.
+    if verbose == 0 {
+        fmt.without_time().init();
+    } else {
+        fmt.init();
+    }
 }
