@@ -175,9 +175,9 @@ mod tests {
             &plan("").change.unwrap(),
             &Observed::new("", &HostFacts::default()),
         );
-        assert!(script.sh.contains("export PROMETHEUS_YML_REV=0123456789ab"));
+        assert!(script.sh.contains("export PROMETHEUS_YML_REV='0123456789ab'"));
         assert!(script.sh.contains(
-            "docker stack deploy --prune --resolve-image always -c stack.yml monitoring"
+            "docker stack deploy --prune --resolve-image 'always' -c stack.yml 'monitoring'"
         ));
         assert!(script.sh.contains(&"d".repeat(64)));
     }
