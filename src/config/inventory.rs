@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use indexmap::IndexMap;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -49,10 +50,11 @@ struct RawInventory {
     defaults: Option<Spanned<Settings>>,
     #[serde(default)]
     vars: RawVars,
+    // In file order: the first host of a group has a part to play (it starts the swarm).
     #[serde(default)]
-    groups: BTreeMap<String, Spanned<Settings>>,
+    groups: IndexMap<String, Spanned<Settings>>,
     #[serde(default)]
-    hosts: BTreeMap<String, Spanned<Settings>>,
+    hosts: IndexMap<String, Spanned<Settings>>,
 }
 
 /// A host as the inventory describes it, with settings and variables merged.
@@ -282,5 +284,24 @@ fn check_name(
             span,
             format!("`{name}` is not a valid {what} name (letters, digits, - _ .)"),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_and_group_members_keep_the_file_order() {
+        let text =
+            "[hosts.zeta]\ngroups = [\"managers\"]\n[hosts.alpha]\ngroups = [\"managers\"]\n";
+        let inv = Inventory::load(
+            SourceFile::from_text(std::path::Path::new("i.toml"), text.into()),
+            &Redactor::default(),
+        )
+        .unwrap();
+        let hosts: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(hosts, ["zeta", "alpha"]);
+        assert_eq!(inv.groups["managers"], ["zeta", "alpha"]);
     }
 }

@@ -175,7 +175,11 @@ mod tests {
             &plan("").change.unwrap(),
             &Observed::new("", &HostFacts::default()),
         );
-        assert!(script.sh.contains("export PROMETHEUS_YML_REV='0123456789ab'"));
+        assert!(
+            script
+                .sh
+                .contains("export PROMETHEUS_YML_REV='0123456789ab'")
+        );
         assert!(script.sh.contains(
             "docker stack deploy --prune --resolve-image 'always' -c stack.yml 'monitoring'"
         ));
