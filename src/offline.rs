@@ -41,9 +41,16 @@ pub fn files(states: &[HostState], redactor: &Redactor) -> Vec<RenderedFile> {
     out
 }
 
-/// Where `file` goes under `out`: `OUT/HOST/path/on/host`.
+/// Where `file` goes under `out`: `OUT/HOST/path/on/host`. Only plain path
+/// components are kept (no `..`), so nothing lands outside `out`.
 pub fn target(out: &Path, file: &RenderedFile) -> PathBuf {
-    out.join(&file.host).join(file.path.trim_start_matches('/'))
+    let mut path = out.join(&file.host);
+    for part in Path::new(&file.path).components() {
+        if let std::path::Component::Normal(p) = part {
+            path.push(p);
+        }
+    }
+    path
 }
 
 /// Writes every file under `out`. A sensitive file holds only a placeholder.
@@ -61,4 +68,28 @@ pub fn write(out: &Path, files: &[RenderedFile]) -> std::io::Result<()> {
         std::fs::write(&path, bytes)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_stay_inside_the_output_directory() {
+        let file = |path: &str| RenderedFile {
+            host: "web1".into(),
+            path: path.into(),
+            bytes: Vec::new(),
+            sensitive: false,
+        };
+        let out = Path::new("/tmp/out");
+        assert_eq!(
+            target(out, &file("/etc/motd")),
+            Path::new("/tmp/out/web1/etc/motd")
+        );
+        assert_eq!(
+            target(out, &file("/../../etc/x")),
+            Path::new("/tmp/out/web1/etc/x")
+        );
+    }
 }

@@ -52,7 +52,10 @@ fn check_validates_offline_and_reports_where_input_is_wrong() {
     let inv = dir.path().join("inventory.toml");
     std::fs::write(
         &inv,
-        format!("[hosts.web]\naddress = \"127.0.0.1\"\nport = {port}\ngroups = [\"managers\"]\n"),
+        format!(
+            "[hosts.web]\naddress = \"127.0.0.1\"\nport = {port}\ngroups = [\"managers\"]\n\
+             become = \"sudo\"\nbecome_password_env = \"SLIPWAY_TEST_UNSET_SUDO_PASSWORD\"\n"
+        ),
     )
     .unwrap();
     let good = dir.path().join("good.toml");
@@ -145,4 +148,13 @@ fn the_man_page_renders_with_groff() {
         "groff warns: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn a_usage_error_exits_1_not_the_changes_code() {
+    let home = tempfile::tempdir().unwrap();
+    let r = run(slipway(home.path()).args(["plan", "--bogus"])).expect(1);
+    assert!(r.stderr.contains("--bogus"), "{}", r.stderr);
+    run(slipway(home.path()).arg("--help")).expect(0);
+    run(slipway(home.path()).arg("--version")).expect(0);
 }

@@ -65,7 +65,15 @@ impl Ui {
 }
 
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // clap's own code for a usage error is 2, which plan --detailed-exitcode
+            // uses for "there are changes": a usage error is an error like any other.
+            return if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+        }
+    };
     let ui = Ui::new(&cli);
     init_tracing(ui.verbose, ui.palette.on && std::io::stderr().is_terminal());
     let color = ui.palette.on;
