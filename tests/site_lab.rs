@@ -222,9 +222,11 @@ fn a_hardening_change_that_would_lock_out_is_rolled_back() {
             "deploy_keys = [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHdyb25nIGtleSBub2JvZHkgaG9sZHMgdGhpcyE= stranger\"]\nunused = [",
         ),
     );
+    // A later step fails too: the login change is in effect all the same, and proven.
     p.write(
         "harden.toml",
-        "[[play]]\nhosts = \"all\"\nroles = [\"deploy_user\", \"ssh_hardening\"]\n",
+        "[[play]]\nhosts = \"all\"\nroles = [\"deploy_user\", \"ssh_hardening\"]\n\
+         [[play.resources]]\ntype = \"command\"\nname = \"a later step that fails\"\nrun = \"exit 3\"\n",
     );
     let r = run(slipway(p.dir.path())
         .args(["apply", "--user", "root", "--yes", "-i"])
@@ -234,6 +236,7 @@ fn a_hardening_change_that_would_lock_out_is_rolled_back() {
     let msg = r.all();
     assert!(msg.contains("a new login as deploy@"), "{msg}");
     assert!(msg.contains("the previous settings were restored"), "{msg}");
+    assert!(msg.contains("a later step that fails"), "{msg}");
     // Still reachable the way it was, and the drop-in is gone.
     assert!(
         lab.ssh_as(0, "root", "true").status.success(),

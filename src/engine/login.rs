@@ -13,11 +13,18 @@ use crate::resource::LoginCheck;
 use crate::transport::ssh;
 use crate::transport::{Transport, TransportError};
 
-/// Proves every login check of the applied changes; restores and fails on the first that fails.
-pub async fn prove(runner: &Runner, state: &HostState, plan: &HostPlan) -> Result<(), String> {
+/// Proves the login check of every change that was applied (`applied`: the
+/// resource ids whose step succeeded); restores and fails on the first that fails.
+pub async fn prove(
+    runner: &Runner,
+    state: &HostState,
+    plan: &HostPlan,
+    applied: &[&str],
+) -> Result<(), String> {
     let checks: Vec<LoginCheck> = plan
         .changes
         .iter()
+        .filter(|step| applied.contains(&step.change.resource.as_str()))
         .filter_map(|step| resource_of(state, step).and_then(|r| r.login_check()))
         .collect();
     for check in checks {

@@ -198,12 +198,23 @@ impl Session {
             report.error = Some(e.clone());
         }
         if let Some(runner) = self.runner.as_ref() {
-            if report.error.is_none() && !self.plan.changes.is_empty() {
-                if let Err(e) = super::login::prove(runner, &self.state, &self.plan).await {
-                    report.error = Some(redactor.redact(&e));
-                } else {
-                    self.verify(&mut report).await;
+            // Logins are proven even when a later step failed: a login change
+            // that was applied is in effect all the same.
+            let applied: Vec<&str> = report
+                .steps
+                .iter()
+                .filter(|s| s.status == super::execute::StepStatus::Ok)
+                .map(|s| s.resource.as_str())
+                .collect();
+            let proof = super::login::prove(runner, &self.state, &self.plan, &applied).await;
+            match (proof, report.error.take()) {
+                (Err(e), previous) => {
+                    let e = redactor.redact(&e);
+                    report.error = Some(previous.map_or(e.clone(), |p| format!("{p}; {e}")));
                 }
+                (Ok(()), Some(previous)) => report.error = Some(previous),
+                (Ok(()), None) if !self.plan.changes.is_empty() => self.verify(&mut report).await,
+                (Ok(()), None) => {}
             }
             report.remote_commands = runner.commands();
         } else {
