@@ -266,3 +266,32 @@ async fn the_host_lock_refuses_a_second_holder_and_frees_on_close() {
     assert_eq!(third.plan.error, None);
     third.close().await;
 }
+
+/// `--forks` bounds apply as well as planning: with one fork, hosts apply one
+/// after the other (a second host at the same time would find the first's mark).
+#[tokio::test]
+async fn forks_bound_how_many_hosts_apply_at_once() {
+    let f = Fixture::new(
+        r#"
+[[play.resources]]
+type = "command"
+name = "one at a time"
+run = "mkdir {{ root }}/busy || exit 9; sleep 0.3; rmdir {{ root }}/busy"
+"#,
+    );
+    let sessions = vec![
+        f.session(false).await,
+        f.session(false).await,
+        f.session(false).await,
+    ];
+    let engine = Engine {
+        forks: 1,
+        redactor: Redactor::default(),
+        salt: b"salt".to_vec(),
+    };
+    let reports = engine.apply_all(sessions, &Silent).await;
+    for r in &reports {
+        assert!(r.error.is_none(), "{r:?}");
+        assert_eq!(r.changed(), 1);
+    }
+}

@@ -151,11 +151,16 @@ impl Engine {
                     .collect();
                 self.gather(&mut sessions, &wave, play, &mut runtime).await;
                 let runtime = &runtime;
+                let gate = Semaphore::new(self.forks.max(1));
+                let gate = &gate;
                 let running = sessions
                     .iter_mut()
                     .enumerate()
                     .filter(|(i, _)| wave.contains(i))
-                    .map(|(_, s)| s.apply_play(play, runtime, &self.redactor));
+                    .map(|(_, s)| async move {
+                        let _permit = gate.acquire().await.expect("semaphore open");
+                        s.apply_play(play, runtime, &self.redactor).await
+                    });
                 join_all(running).await;
             }
         }
