@@ -491,6 +491,15 @@ fn a_non_root_user_works_through_sudo_with_a_password() {
         .arg(p.path("playbook.toml")))
     .expect(1);
     assert!(bad.stdout.contains("error"), "{}", bad.all());
+    assert!(
+        bad.all().contains("sudo refused the password"),
+        "{}",
+        bad.all()
+    );
+    // One attempt, not three: sudo never reads the script's lines as more tries.
+    let log = lab.exec_ok(0, "journalctl -q --no-pager _COMM=sudo");
+    assert!(log.contains("1 incorrect password attempt"), "{log}");
+    assert!(!log.contains("3 incorrect password attempts"), "{log}");
 }
 
 #[test]

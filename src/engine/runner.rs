@@ -92,9 +92,15 @@ impl Runner {
             (Become::Sudo, Some(pw)) => {
                 // When sudo needs no password after all (NOPASSWD, cached), the
                 // password line is read and dropped so the script still starts at
-                // the right byte.
+                // the right byte. Otherwise the password is tried once on its own
+                // (`-k`: every time, cache or not): given the script's stdin, a
+                // wrong one would have sudo read script lines as more attempts.
+                // The shell's printf is a builtin: the password is on no command line.
                 let cmd = format!(
-                    "if sudo -n true 2>/dev/null; then IFS= read -r _; exec sudo -n -- {inner}; else exec sudo -S -p '' -- {inner}; fi"
+                    "if sudo -n true 2>/dev/null; then IFS= read -r _; exec sudo -n -- {inner}; \
+                     else IFS= read -r pw; \
+                     if ! printf '%s\\n' \"$pw\" | sudo -k -S -p '' true 2>/dev/null; then echo 'sudo refused the password (become_password_env)' >&2; exit 1; fi; \
+                     {{ printf '%s\\n' \"$pw\"; exec cat; }} | exec sudo -k -S -p '' -- {inner}; fi"
                 );
                 (cmd, format!("{pw}\n").into_bytes())
             }
