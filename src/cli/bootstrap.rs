@@ -82,7 +82,9 @@ impl Machine {
             if self.target.user != "root" {
                 s.push_str("become = \"sudo\"\n");
             }
-            if let Some(id) = &self.identity {
+            // With a password for the first login, the deploy key is the one to
+            // offer: the proof that the deploy user gets in logs in with it.
+            if let Some(id) = self.identity.as_ref().or(self.deploy_identity.as_ref()) {
                 s.push_str(&format!(
                     "identity_file = {}\n",
                     toml_str(&id.display().to_string())
@@ -286,14 +288,8 @@ pub async fn run(args: BootstrapArgs, ui: &Ui) -> Result<i32, CliError> {
         machine.name,
         &machine.group[..machine.group.len() - 1]
     );
-    println!(
-        "\n[hosts.{}]\naddress = {}\nport = {}\ngroups = [\"{}\"]\nuser = {}\nbecome = \"sudo\"",
-        machine.name,
-        toml_str(&machine.target.host),
-        machine.target.port,
-        machine.group,
-        toml_str(&deploy_user)
-    );
+    // The phase 2 entry: how slipway reaches the machine from now on, whole.
+    print!("{}", machine.entry(2, false, &deploy_user));
     Ok(EXIT_OK)
 }
 
