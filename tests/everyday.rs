@@ -158,3 +158,25 @@ fn a_usage_error_exits_1_not_the_changes_code() {
     run(slipway(home.path()).arg("--help")).expect(0);
     run(slipway(home.path()).arg("--version")).expect(0);
 }
+
+#[test]
+fn printing_to_a_reader_that_stopped_early_is_not_an_error() {
+    let home = tempfile::tempdir().unwrap();
+    for args in [&["completions", "bash"][..], &["man"][..]] {
+        let mut child = slipway(home.path())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Like `| head -0`: the reader is gone before slipway writes.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{args:?}: {:?}", out.status);
+        assert!(
+            out.stderr.is_empty(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -22,11 +22,7 @@ pub async fn run(command: Command, ui: &Ui) -> Result<i32, CliError> {
         Command::Render(a) => super::offline::render(a, ui),
         Command::Check(a) => super::offline::check(a, ui),
         Command::Init { dir } => super::init::run(&dir, ui),
-        Command::Completions { shell } => {
-            let mut cmd = <super::Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "slipway", &mut std::io::stdout());
-            Ok(EXIT_OK)
-        }
+        Command::Completions { shell } => super::init::completions(shell),
         Command::Man => super::init::man(),
         Command::Roles { name } => roles(name.as_deref(), ui),
     }

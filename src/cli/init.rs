@@ -1,7 +1,7 @@
 //! Getting started: `init` makes a project directory with an inventory,
 //! playbooks and a template to start from (the files this repository ships,
 //! so what `init` writes is what the documentation and tests describe), and
-//! `man` prints the manual page.
+//! `man` and `completions` print the manual page and shell completions.
 
 use std::path::Path;
 
@@ -82,7 +82,22 @@ pub fn man() -> Result<i32, CliError> {
         "slipway SUBCOMMAND --help; docs/ in the source repository: inventory.md, playbook.md, roles.md, plan-file.md, security.md, troubleshooting.md",
     )]);
     out.extend_from_slice(extra.render().as_bytes());
-    std::io::Write::write_all(&mut std::io::stdout(), &out)
-        .map_err(|e| CliError::Message(format!("cannot write the man page: {e}")))?;
-    Ok(EXIT_OK)
+    print_bytes(&out)
+}
+
+pub fn completions(shell: clap_complete::Shell) -> Result<i32, CliError> {
+    let mut cmd = <super::Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "slipway", &mut out);
+    print_bytes(&out)
+}
+
+/// Writes to stdout; a reader that stopped early (`| head`, `| grep -q`) is not an error.
+fn print_bytes(bytes: &[u8]) -> Result<i32, CliError> {
+    match std::io::Write::write_all(&mut std::io::stdout(), bytes) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(CliError::Message(format!("cannot write to stdout: {e}")))
+        }
+        _ => Ok(EXIT_OK),
+    }
 }
