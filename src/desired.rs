@@ -72,7 +72,7 @@ pub fn build(project: &Project) -> InputResult<Vec<HostState>> {
                     inventory: &project.inventory,
                     templates: &project.templates,
                     template_vars: context(project, host, &v),
-                    offline: project.offline,
+                    offline: project.redactor.is_offline(),
                 })?);
             }
             let ctx_value = Value::from(minijinja::value::Serde(context(project, host, &merged)));
@@ -144,7 +144,7 @@ fn check_sudo_password(host: &Host, project: &Project) -> InputResult<()> {
             project.redactor.add(&pw);
             Ok(())
         }
-        Err(_) if project.offline => {
+        Err(_) if project.redactor.is_offline() => {
             crate::diag::warn_once(format!(
                 "host {}: become_password_env names {}, which is not set (needed to connect, not to check)",
                 host.name,

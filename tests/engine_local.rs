@@ -2,99 +2,17 @@
 //! scripts, run by a transport that executes commands on this machine with
 //! `sh -c`. Resources point into a temporary directory.
 
+mod common;
+
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 
-use async_trait::async_trait;
+use common::local::{Local, Silent};
 use slipway::config::{Become, LoadOptions, Project};
 use slipway::desired::{self, HostState};
 use slipway::engine::runner::Runner;
-use slipway::engine::{Engine, HostReport, Progress, Session, StepStatus};
+use slipway::engine::{Engine, HostReport, Session, StepStatus};
 use slipway::redact::Redactor;
-use slipway::transport::{ExecOutput, Held, HoldGuard, Transport, TransportError};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
-
-/// Runs commands on this machine.
-struct Local;
-
-fn broken(e: std::io::Error) -> TransportError {
-    TransportError::Broken {
-        host: "local".into(),
-        reason: e.to_string(),
-    }
-}
-
-/// `sh -c command` with all three streams piped.
-fn spawn(command: &str) -> Result<Child, TransportError> {
-    Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(broken)
-}
-
-#[async_trait]
-impl Transport for Local {
-    async fn exec(&self, command: &str, stdin: &[u8]) -> Result<ExecOutput, TransportError> {
-        let mut child = spawn(command)?;
-        let mut input = child.stdin.take().expect("piped");
-        let data = stdin.to_vec();
-        let writer = tokio::spawn(async move {
-            // The script may stop reading early; that is not an error here.
-            let _ = input.write_all(&data).await;
-        });
-        let out = child.wait_with_output().await.map_err(broken)?;
-        writer.await.ok();
-        Ok(ExecOutput {
-            status: out.status.code().unwrap_or(255) as u32,
-            stdout: out.stdout,
-            stderr: out.stderr,
-        })
-    }
-
-    async fn hold(&self, command: &str, stdin: &[u8]) -> Result<Held, TransportError> {
-        let mut child = spawn(command)?;
-        child
-            .stdin
-            .as_mut()
-            .expect("piped")
-            .write_all(stdin)
-            .await
-            .map_err(broken)?;
-        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-        match lines.next_line().await.map_err(broken)? {
-            Some(first_line) => Ok(Held::Running {
-                first_line,
-                guard: Box::new(LocalGuard(child)),
-            }),
-            None => {
-                let out = child.wait_with_output().await.map_err(broken)?;
-                Ok(Held::Exited(ExecOutput {
-                    status: out.status.code().unwrap_or(255) as u32,
-                    stdout: Vec::new(),
-                    stderr: out.stderr,
-                }))
-            }
-        }
-    }
-
-    async fn close(&self) {}
-}
-
-struct LocalGuard(Child);
-
-#[async_trait]
-impl HoldGuard for LocalGuard {
-    async fn release(mut self: Box<Self>) {
-        drop(self.0.stdin.take());
-        self.0.wait().await.ok();
-    }
-}
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -141,24 +59,18 @@ impl Fixture {
     }
 }
 
-struct Silent;
-
-impl Progress for Silent {
-    fn update(&self, _: &str, _: &str) {}
-    fn finish(&self, _: &str, _: &str, _: bool) {}
-}
-
-async fn apply(session: Session) -> HostReport {
+/// Applies the sessions with one fork: one host at a time.
+async fn apply_each(sessions: Vec<Session>) -> Vec<HostReport> {
     let engine = Engine {
         forks: 1,
         redactor: Redactor::default(),
         salt: b"salt".to_vec(),
     };
-    engine
-        .apply_all(vec![session], &Silent)
-        .await
-        .pop()
-        .expect("one host")
+    engine.apply_all(sessions, &Silent).await
+}
+
+async fn apply(session: Session) -> HostReport {
+    apply_each(vec![session]).await.pop().expect("one host")
 }
 
 const FILES: &str = r#"
@@ -284,12 +196,7 @@ run = "mkdir {{ root }}/busy || exit 9; sleep 0.3; rmdir {{ root }}/busy"
         f.session(false).await,
         f.session(false).await,
     ];
-    let engine = Engine {
-        forks: 1,
-        redactor: Redactor::default(),
-        salt: b"salt".to_vec(),
-    };
-    let reports = engine.apply_all(sessions, &Silent).await;
+    let reports = apply_each(sessions).await;
     for r in &reports {
         assert!(r.error.is_none(), "{r:?}");
         assert_eq!(r.changed(), 1);

@@ -5,73 +5,21 @@
 //! plan is rendered exactly as the binary prints it. Documents that break the
 //! format must fail the schema.
 
+mod common;
+
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 
-use async_trait::async_trait;
+use common::local::{Local, Silent};
 use serde_json::{Value, json};
 use slipway::config::{Become, LoadOptions, Project};
 use slipway::desired::{self, HostState};
 use slipway::engine::runner::Runner;
-use slipway::engine::{Engine, Progress, Session};
+use slipway::engine::{Engine, Session};
 use slipway::plan::Plan;
 use slipway::redact::Redactor;
-use slipway::transport::{ExecOutput, Held, Transport, TransportError};
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
 
 const SECRET: &str = "s3cr3t-schema-token-6f1d";
-
-/// Runs commands on this machine with `sh -c`.
-struct Local;
-
-fn broken(e: std::io::Error) -> TransportError {
-    TransportError::Broken {
-        host: "local".into(),
-        reason: e.to_string(),
-    }
-}
-
-#[async_trait]
-impl Transport for Local {
-    async fn exec(&self, command: &str, stdin: &[u8]) -> Result<ExecOutput, TransportError> {
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(command)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(broken)?;
-        let mut input = child.stdin.take().expect("piped");
-        let data = stdin.to_vec();
-        let writer = tokio::spawn(async move {
-            // The script may stop reading early; that is not an error here.
-            let _ = input.write_all(&data).await;
-        });
-        let out = child.wait_with_output().await.map_err(broken)?;
-        writer.await.ok();
-        Ok(ExecOutput {
-            status: out.status.code().unwrap_or(255) as u32,
-            stdout: out.stdout,
-            stderr: out.stderr,
-        })
-    }
-
-    async fn hold(&self, _command: &str, _stdin: &[u8]) -> Result<Held, TransportError> {
-        unreachable!("these sessions take no host lock")
-    }
-
-    async fn close(&self) {}
-}
-
-struct Silent;
-
-impl Progress for Silent {
-    fn update(&self, _: &str, _: &str) {}
-    fn finish(&self, _: &str, _: &str, _: bool) {}
-}
 
 /// A port on the loopback interface where nothing listens.
 fn closed_port() -> u16 {

@@ -96,6 +96,13 @@ pub struct Selection {
     #[arg(short, long, default_value_t = 20, value_name = "N")]
     pub forks: usize,
 
+    #[command(flatten)]
+    pub vars: VarArgs,
+}
+
+/// Variables and templates from the command line, for every command that builds hosts' state.
+#[derive(Debug, Args)]
+pub struct VarArgs {
     /// Extra variable, highest precedence (repeatable): -e key=value
     #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
     pub extra_vars: Vec<String>,
@@ -116,13 +123,8 @@ pub struct Inputs {
     #[arg(short, long, value_name = "HOST|GROUP[,..]")]
     pub limit: Option<String>,
 
-    /// Extra variable, highest precedence (repeatable): -e key=value
-    #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
-    pub extra_vars: Vec<String>,
-
-    /// Templates directory (default: templates/ beside the playbook or its parent)
-    #[arg(long, value_name = "DIR")]
-    pub templates: Option<PathBuf>,
+    #[command(flatten)]
+    pub vars: VarArgs,
 
     /// Playbook file (TOML)
     pub playbook: PathBuf,
@@ -224,13 +226,8 @@ pub struct BootstrapArgs {
     #[arg(long, value_enum, default_value_t = JoinRole::Worker)]
     pub role: JoinRole,
 
-    /// Extra variable, highest precedence (repeatable): -e key=value
-    #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
-    pub extra_vars: Vec<String>,
-
-    /// Templates directory (default: templates/ beside the playbook or its parent)
-    #[arg(long, value_name = "DIR")]
-    pub templates: Option<PathBuf>,
+    #[command(flatten)]
+    pub vars: VarArgs,
 
     /// Apply without asking (required when stdin is not a terminal)
     #[arg(short, long)]

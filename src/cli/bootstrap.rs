@@ -193,9 +193,9 @@ pub async fn run(args: BootstrapArgs, ui: &Ui) -> Result<i32, CliError> {
     let opts = |inventory: &Path, limit: String| LoadOptions {
         inventory: inventory.to_path_buf(),
         playbook: args.playbook.clone(),
-        extra_vars: args.extra_vars.clone(),
+        extra_vars: args.vars.extra_vars.clone(),
         limit: Some(limit),
-        templates_dir: args.templates.clone(),
+        templates_dir: args.vars.templates.clone(),
         user: None,
         offline: false,
     };

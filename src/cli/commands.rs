@@ -22,8 +22,8 @@ pub async fn run(command: Command, ui: &Ui) -> Result<i32, CliError> {
         Command::Render(a) => super::offline::render(a, ui),
         Command::Check(a) => super::offline::check(a, ui),
         Command::Init { dir } => super::init::run(&dir, ui),
-        Command::Completions { shell } => super::init::completions(shell),
-        Command::Man => super::init::man(),
+        Command::Completions { shell } => super::manual::completions(shell),
+        Command::Man => super::manual::man(),
         Command::Roles { name } => roles(name.as_deref(), ui),
     }
 }
@@ -35,10 +35,10 @@ fn load_options(sel: &Selection, playbook: &std::path::Path) -> Result<LoadOptio
     Ok(LoadOptions {
         inventory,
         playbook: playbook.to_path_buf(),
-        extra_vars: sel.extra_vars.clone(),
+        extra_vars: sel.vars.extra_vars.clone(),
         user: sel.user.clone(),
         limit: sel.limit.clone(),
-        templates_dir: sel.templates.clone(),
+        templates_dir: sel.vars.templates.clone(),
         offline: false,
     })
 }

@@ -5,6 +5,7 @@ mod args;
 mod bootstrap;
 mod commands;
 mod init;
+mod manual;
 mod offline;
 mod progress;
 

@@ -12,10 +12,10 @@ fn build(inputs: &Inputs) -> Result<(Project, Vec<HostState>), CliError> {
     let project = Project::load(&LoadOptions {
         inventory: inputs.inventory.clone(),
         playbook: inputs.playbook.clone(),
-        extra_vars: inputs.extra_vars.clone(),
+        extra_vars: inputs.vars.extra_vars.clone(),
         user: None,
         limit: inputs.limit.clone(),
-        templates_dir: inputs.templates.clone(),
+        templates_dir: inputs.vars.templates.clone(),
         offline: true,
     })?;
     let states = desired::build(&project)?;

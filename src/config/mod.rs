@@ -40,7 +40,6 @@ pub struct Project {
     pub redactor: Redactor,
     /// Hosts selected by `--limit` (all hosts without it), in inventory order.
     pub limit: Vec<String>,
-    pub offline: bool,
 }
 
 impl Project {
@@ -81,7 +80,6 @@ impl Project {
             extra,
             redactor,
             limit,
-            offline: opts.offline,
         })
     }
 }

@@ -92,17 +92,17 @@ fn role_of(v: &Vars, host: &Host) -> Option<SwarmRole> {
     }
 }
 
-/// The first host of the managers group, in inventory order.
-fn leader<'c>(v: &Vars, ctx: &'c RoleContext<'_>) -> InputResult<&'c Host> {
+/// The first host of the managers group, in inventory order: it starts the
+/// swarm, and runs what is done once for all of it.
+pub(super) fn leader<'c>(managers: &str, ctx: &'c RoleContext<'_>) -> InputResult<&'c Host> {
     ctx.inventory
         .groups
-        .get(&v.swarm_managers_group)
+        .get(managers)
         .and_then(|m| m.first())
         .and_then(|name| ctx.inventory.host(name))
         .ok_or_else(|| {
             InputError::plain(format!(
-                "swarm: the inventory has no host in group `{}`, so there is no manager to lead the swarm",
-                v.swarm_managers_group
+                "swarm: the inventory has no host in group `{managers}`, so there is no manager to lead the swarm"
             ))
         })
 }
@@ -120,7 +120,7 @@ impl TypedRole for Swarm {
                 host.name, v.swarm_managers_group, v.swarm_workers_group
             ))
         })?;
-        let lead = leader(&v, ctx)?;
+        let lead = leader(&v.swarm_managers_group, ctx)?;
         let leader_address = node_address(lead)?;
         let is_leader = lead.name == host.name;
         Ok(vec![Box::new(SwarmNode {
@@ -142,7 +142,7 @@ impl TypedRole for SwarmCluster {
         "on the swarm leader: every node Ready in the right role, node labels, overlay networks";
 
     fn build(&self, v: Vars, ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
-        if leader(&v, ctx)?.name != ctx.host.name {
+        if leader(&v.swarm_managers_group, ctx)?.name != ctx.host.name {
             return Ok(Vec::new());
         }
         let mut nodes = Vec::new();

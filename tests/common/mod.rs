@@ -3,4 +3,5 @@
 #![allow(dead_code)]
 
 pub mod lab;
+pub mod local;
 pub mod run;

@@ -117,7 +117,9 @@ impl TypedRole for Monitoring {
             stack,
             0o644,
         )));
-        if v.monitoring_deploy && is_leader(ctx, &v.swarm_managers_group) {
+        if v.monitoring_deploy
+            && super::swarm::leader(&v.swarm_managers_group, ctx)?.name == ctx.host.name
+        {
             out.push(Box::new(Stack {
                 name: v.monitoring_stack.clone(),
                 dir: dir.to_string(),
@@ -170,15 +172,6 @@ fn directory(path: &str, mode: u32) -> Directory {
         state: Presence::Present,
         attrs: FsAttrs::root(mode),
     }
-}
-
-/// The first host of the managers group deploys: it is the one that started the swarm.
-fn is_leader(ctx: &RoleContext<'_>, managers: &str) -> bool {
-    ctx.inventory
-        .groups
-        .get(managers)
-        .and_then(|hosts| hosts.first())
-        .is_some_and(|first| *first == ctx.host.name)
 }
 
 /// `prometheus_yml` -> `PROMETHEUS_YML_REV`, the variable the stack file names it with.
