@@ -44,8 +44,12 @@ impl Script {
     }
 }
 
-/// Removes the temp file `$t` however the step ends, a dropped connection included.
-pub const REMOVE_TEMP_ON_EXIT: &str = "trap 'rm -f \"$t\"' EXIT; trap 'exit 1' HUP INT TERM PIPE";
+/// Lists the temp files `$t` (and `$b`, when set) in the registry the next
+/// run's lock empties (see `engine::lock`), and removes them however the step
+/// ends, a dropped connection included. The registry is for a writer killed
+/// outright, which runs no trap.
+pub const REMOVE_TEMP_ON_EXIT: &str = "mkdir -p /var/lib/slipway; printf '%s\\n' \"$t\" ${b:+\"$b\"} >> /var/lib/slipway/temps\n\
+trap 'rm -f \"$t\" ${b:+\"$b\"}' EXIT; trap 'exit 1' HUP INT TERM PIPE";
 
 /// Defined at the top of every script slipway runs. The payload stream is moved
 /// to fd 3 so that commands run by the script cannot swallow it from stdin.

@@ -9,7 +9,7 @@ use super::args::{BootstrapArgs, JoinRole};
 use super::commands::{converge, prepare};
 use super::{CliError, EXIT_OK, Ui};
 use crate::config::{LoadOptions, Project, home_dir};
-use crate::engine::{connect, login, new_salt};
+use crate::engine::{connect, guard, new_salt};
 use crate::transport::{Transport, ssh};
 
 const PASSWORD_ENV: &str = "SLIPWAY_BOOTSTRAP_PASSWORD";
@@ -270,7 +270,7 @@ pub async fn run(args: BootstrapArgs, ui: &Ui) -> Result<i32, CliError> {
         .inventory
         .host(&machine.name)
         .expect("just written");
-    login::try_login(deploy_host, &deploy_user, machine.target.port).await.map_err(|e| {
+    guard::try_login(deploy_host, &deploy_user, machine.target.port).await.map_err(|e| {
         CliError::Message(format!(
             "the deploy user cannot log in ({e}); root and password login were left open. Fix the deploy key and run bootstrap again"
         ))

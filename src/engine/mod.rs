@@ -3,8 +3,8 @@
 
 pub mod connect;
 pub mod execute;
+pub mod guard;
 pub mod lock;
-pub mod login;
 pub mod runner;
 pub mod session;
 
@@ -165,7 +165,7 @@ impl Engine {
             }
         }
         self.each(sessions, |mut session| async move {
-            let report = session.finish(&self.redactor).await;
+            let report = session.finish().await;
             session.close().await;
             let name = &session.state.host.name;
             let msg = match &report.error {

@@ -4,8 +4,10 @@
 
 use std::sync::Arc;
 
+use super::execute::{RunContext, StepReport};
+use super::lock::Lock;
 use super::runner::Runner;
-use super::{HostReport, StepStatus, connect, execute, lock};
+use super::{HostReport, StepStatus, connect, execute, guard, lock};
 use crate::config::Become;
 use crate::desired::HostState;
 use crate::plan::compute::{self, Observation};
@@ -13,13 +15,16 @@ use crate::plan::{HostPlan, Step};
 use crate::redact::Redactor;
 use crate::resource::{Need, Runtime};
 use crate::shell::Script;
-use crate::transport::{HoldGuard, ssh};
+use crate::transport::{TransportError, ssh};
 
 pub struct Session {
     pub state: HostState,
     pub runner: Option<Runner>,
-    pub lock: Option<Box<dyn HoldGuard>>,
+    pub lock: Option<Lock>,
     pub plan: HostPlan,
+    /// Who this run is logged in as, or, once a guarded change proved a new
+    /// login, that login's user: who proves a guard that names nobody.
+    login_user: String,
     /// Salts the digests of planned changes (see [`crate::plan::Step::digest`]).
     salt: Vec<u8>,
     /// What the plan was computed from.
@@ -36,6 +41,7 @@ impl Session {
             runner: None,
             lock: None,
             plan,
+            login_user: String::new(),
             salt: salt.to_vec(),
             observed: None,
             report: HostReport::default(),
@@ -64,10 +70,15 @@ impl Session {
         redactor: &Redactor,
         salt: &[u8],
     ) -> Self {
-        let mut lock_guard = None;
+        let mut held = None;
+        let mut notices = Vec::new();
         if take_lock {
-            match lock::acquire(&runner).await {
-                Ok(g) => lock_guard = Some(g),
+            let taken = match lock::acquire(&runner, &lock::owner(lock::run_id())).await {
+                Ok(l) => settle(&runner, &state, l, &mut notices).await,
+                Err(e) => Err(e),
+            };
+            match taken {
+                Ok(l) => held = Some(l),
                 Err(e) => {
                     let n = runner.commands();
                     runner.transport().close().await;
@@ -77,14 +88,18 @@ impl Session {
         }
         let mut session = Self {
             plan: HostPlan::default(),
+            login_user: connect::spec(&state.host)
+                .map(|c| c.user)
+                .unwrap_or_default(),
             state,
             runner: Some(runner),
-            lock: lock_guard,
+            lock: held,
             salt: salt.to_vec(),
             observed: None,
             report: HostReport::default(),
         };
         session.plan = session.make_plan(redactor).await;
+        session.plan.notices = notices.iter().map(|n| redactor.redact(n)).collect();
         session
     }
 
@@ -163,7 +178,8 @@ impl Session {
         Ok(out.stdout_str().trim().to_string())
     }
 
-    /// Applies the steps of one play (then its handlers) as one remote script.
+    /// Applies the steps of one play (then its handlers): one remote script,
+    /// or one per guarded change, each proven by a new login before the next.
     pub async fn apply_play(&mut self, play: usize, runtime: &Runtime, redactor: &Redactor) {
         if self.failed() {
             return;
@@ -171,50 +187,87 @@ impl Session {
         let (Some(runner), Some(observed)) = (self.runner.as_ref(), self.observed.as_ref()) else {
             return;
         };
-        let (script, names) = execute::script(&self.state, &self.plan, observed, play, runtime);
-        match runner.run(&script).await {
-            Ok(out) => {
-                let steps = execute::parse(&redactor.redact(&out.stdout_str()), &names);
-                if let Some(failed) = steps.iter().find(|s| s.status == StepStatus::Failed) {
-                    self.report.error = Some(format!("{} failed", failed.resource));
-                } else if !out.success() {
-                    self.report.error = Some(redactor.redact(&format!(
-                        "apply script exited {}: {}",
-                        out.status,
-                        out.stderr_str().trim()
-                    )));
-                }
-                self.report.steps.extend(steps);
+        let ctx = RunContext {
+            holder: self.lock.as_ref().map(|l| l.holder),
+            run: lock::run_id(),
+            login_user: &self.login_user,
+        };
+        let segments = execute::segments(&self.state, &self.plan, observed, play, runtime, &ctx);
+        let host = &self.state.host.name;
+        let mut error = None;
+        let mut steps: Vec<StepReport> = Vec::new();
+        for seg in &segments {
+            if error.is_some() {
+                steps.extend(execute::parse("", &seg.names, seg.first, false));
+                continue;
             }
-            Err(e) => self.report.error = Some(redactor.redact(&e.to_string())),
+            let (done, e) = match runner.run(&seg.script).await {
+                Ok(out) => {
+                    let stdout = redactor.redact(&out.stdout_str());
+                    let done = execute::parse(&stdout, &seg.names, seg.first, false);
+                    let e = if execute::orphaned(&stdout) {
+                        Some(format!(
+                            "the host lock of this run was released under it (slipway unlock?): the script on {host} stopped before its next step"
+                        ))
+                    } else if let Some(f) = done.iter().find(|s| s.status == StepStatus::Failed) {
+                        Some(format!("{} failed", f.resource))
+                    } else if !out.success() {
+                        Some(redactor.redact(&format!(
+                            "apply script exited {}: {}",
+                            out.status,
+                            out.stderr_str().trim()
+                        )))
+                    } else {
+                        None
+                    };
+                    (done, e)
+                }
+                Err(TransportError::Interrupted {
+                    host: _,
+                    reason,
+                    stdout,
+                }) => {
+                    let stdout = redactor.redact(&String::from_utf8_lossy(&stdout));
+                    let done = execute::parse(&stdout, &seg.names, seg.first, true);
+                    let e = interrupted(host, &reason, &done, seg.guard.is_some());
+                    (done, Some(redactor.redact(&e)))
+                }
+                Err(e) => (
+                    execute::parse("", &seg.names, seg.first, false),
+                    Some(redactor.redact(&e.to_string())),
+                ),
+            };
+            steps.extend(done);
+            error = e;
+            if let (None, Some(proof)) = (&error, &seg.guard) {
+                match guard::prove(
+                    runner,
+                    &self.state.host,
+                    &proof.resource,
+                    &proof.user,
+                    proof.port,
+                )
+                .await
+                {
+                    Ok(()) => self.login_user = proof.user.clone(),
+                    Err(e) => error = Some(redactor.redact(&e)),
+                }
+            }
         }
+        self.report.steps.extend(steps);
+        self.report.error = error;
     }
 
-    /// After the last play: prove logins still work, verify, and report.
-    pub async fn finish(&mut self, redactor: &Redactor) -> HostReport {
+    /// After the last play: verify, and report.
+    pub async fn finish(&mut self) -> HostReport {
         let mut report = std::mem::take(&mut self.report);
         report.host = self.state.host.name.clone();
         if let Some(e) = &self.plan.error {
             report.error = Some(e.clone());
         }
         if let Some(runner) = self.runner.as_ref() {
-            // Logins are proven even when a later step failed: a login change
-            // that was applied is in effect all the same.
-            let applied: Vec<&str> = report
-                .steps
-                .iter()
-                .filter(|s| s.status == super::execute::StepStatus::Ok)
-                .map(|s| s.resource.as_str())
-                .collect();
-            let proof = super::login::prove(runner, &self.state, &self.plan, &applied).await;
-            match (proof, report.error.take()) {
-                (Err(e), previous) => {
-                    let e = redactor.redact(&e);
-                    report.error = Some(previous.map_or(e.clone(), |p| format!("{p}; {e}")));
-                }
-                (Ok(()), Some(previous)) => report.error = Some(previous),
-                (Ok(()), None) if !self.plan.changes.is_empty() => self.verify(&mut report).await,
-                (Ok(()), None) => {}
+            if report.error.is_none() && !self.plan.changes.is_empty() {
+                self.verify(&mut report).await;
             }
             report.remote_commands = runner.commands();
         } else {
@@ -304,14 +357,80 @@ impl Session {
 
     /// Releases the lock and closes the connection.
     pub async fn close(&mut self) {
-        if let Some(g) = self.lock.take() {
-            g.release().await;
+        if let Some(l) = self.lock.take() {
+            l.guard.release().await;
         }
         if let Some(r) = &self.runner {
             self.plan.remote_commands = r.commands();
             r.transport().close().await;
         }
     }
+}
+
+/// What a run must know and do right after taking a host's lock, before it
+/// observes anything: what happened since the last run (a revert, a wait for
+/// an interrupted run's script), and the proof of any change an interrupted
+/// run armed and never proved. A failed proof reverts it and fails the host.
+async fn settle(
+    runner: &Runner,
+    state: &HostState,
+    lock: Lock,
+    notices: &mut Vec<String>,
+) -> Result<Lock, String> {
+    if lock.waited {
+        notices.push(
+            "waited for the remaining script of an interrupted run to end before observing".into(),
+        );
+    }
+    for r in &lock.reverted {
+        let w: Vec<&str> = r.split_whitespace().collect();
+        if let [resource, user, port, _armed, at, result] = w[..] {
+            notices.push(format!(
+                "the host put back the previous {resource} by itself at epoch {at} ({result}): \
+                 a run changed it and never proved a new login as {user} on port {port} (it was interrupted, or the login failed)"
+            ));
+        }
+    }
+    for p in lock.pending.clone() {
+        match guard::prove(runner, &state.host, &p.resource, &p.user, p.port).await {
+            Ok(()) => notices.push(format!(
+                "{} was changed by an interrupted run and never proven; a new login as {} on port {} proved it now",
+                p.resource, p.user, p.port
+            )),
+            Err(e) => {
+                lock.guard.release().await;
+                return Err(format!(
+                    "an interrupted run left {} unproven, and proving it now failed: {e}",
+                    p.resource
+                ));
+            }
+        }
+    }
+    Ok(lock)
+}
+
+/// What to say when the connection broke under an apply script.
+fn interrupted(host: &str, reason: &str, steps: &[StepReport], guarded: bool) -> String {
+    let count = |st: StepStatus| steps.iter().filter(|s| s.status == st).count();
+    let mut msg = format!("connection to {host} broke ({reason})");
+    match steps.iter().find(|s| s.status == StepStatus::Interrupted) {
+        Some(s) => msg.push_str(&format!(
+            " during {}: the remote script may still be running that step; it stops before the next one, and a re-run waits for it",
+            s.resource
+        )),
+        None => msg.push_str(" between steps"),
+    }
+    msg.push_str(&format!(
+        ". Steps done: {}, not run: {}",
+        count(StepStatus::Ok),
+        count(StepStatus::NotRun)
+    ));
+    if guarded {
+        msg.push_str(
+            ". The access change of this script is not proven: the host puts the previous settings back by itself when its revert window ends, unless a re-run proves it first",
+        );
+    }
+    msg
 }
 
 async fn connect_runner(state: &HostState) -> Result<Runner, String> {

@@ -2,6 +2,7 @@
 
 use base64::Engine as _;
 
+use super::change::Attr;
 use super::{Fingerprint, Handler, HostPlan, Skip, Step};
 use crate::desired::HostState;
 use crate::engine::runner::Runner;
@@ -70,7 +71,18 @@ pub fn plan(state: &HostState, obs: &Observation, salt: &[u8]) -> HostPlan {
             if let Some(reason) = outcome.blocked {
                 blocked.push(format!("{}: {reason}", r.id()));
             }
-            if let Some(change) = outcome.change {
+            if let Some(mut change) = outcome.change {
+                if let Some(g) = r.guard() {
+                    let who = g.user.map(|u| format!(" as {u}")).unwrap_or_default();
+                    change.attrs.push(Attr::new(
+                        "revert",
+                        None::<&str>,
+                        Some(format!(
+                            "armed: the host puts the previous state back after {} s unless a new login{who} on port {} proves the change",
+                            g.window, g.port
+                        )),
+                    ));
+                }
                 for n in r.notify() {
                     if !notified.contains(n) {
                         notified.push(n.clone());

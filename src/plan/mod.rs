@@ -51,6 +51,10 @@ pub struct HostPlan {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub handlers: Vec<Handler>,
     pub fingerprints: Vec<Fingerprint>,
+    /// What taking the host's lock found that the user should know: a revert
+    /// the host made by itself, a wait for an interrupted run, a late proof.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
     pub remote_commands: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

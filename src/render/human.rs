@@ -122,6 +122,9 @@ impl Human {
             )
             .ok();
         }
+        for n in &host.notices {
+            writeln!(out, "  {} {n}", p.yellow("! note:")).ok();
+        }
         for s in &host.skipped {
             let reason = if self.verbose {
                 s.reason.clone()
@@ -212,6 +215,7 @@ impl Human {
                 let mark = match s.status {
                     StepStatus::Ok => p.green("ok"),
                     StepStatus::Failed => p.red("FAILED"),
+                    StepStatus::Interrupted => p.red("INTERRUPTED"),
                     StepStatus::NotRun => p.dim("not run"),
                 };
                 writeln!(out, "  {mark} {}  {}", s.resource, p.dim(&s.summary)).ok();

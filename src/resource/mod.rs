@@ -179,9 +179,10 @@ pub trait Resource: Send + Sync + Debug {
         None
     }
 
-    /// A login that must still work once this change is in effect; when it
-    /// fails, `restore` puts the previous state back (see `engine::login`).
-    fn login_check(&self) -> Option<LoginCheck> {
+    /// For changes that can cut access (sshd settings, the firewall): how the
+    /// host puts the previous state back by itself unless a new login proves
+    /// the change in time (see `engine::guard`).
+    fn guard(&self) -> Option<Guard> {
         None
     }
 
@@ -206,14 +207,23 @@ pub struct FileContent<'a> {
     pub sensitive: bool,
 }
 
-/// Proof that a change did not lock anyone out: a NEW connection as `user` on
-/// `port` must succeed after apply.
+/// A change that can cut access, applied like a router's "commit confirmed":
+/// `save` keeps the state it replaces, a timer on the host runs `restore`
+/// after `window` seconds, and only a NEW connection as `user` on `port` that
+/// reaches root disarms it. The timer needs no connection, so the host comes
+/// back even when slipway or its session dies between change and proof.
 #[derive(Debug, Clone)]
-pub struct LoginCheck {
-    pub user: String,
+pub struct Guard {
+    /// Who must still get in; `None`: the user slipway connects as.
+    pub user: Option<String>,
     pub port: u16,
-    /// Runs over the old connection when the new one fails.
-    pub restore: Script,
+    /// Seconds before the host reverts by itself.
+    pub window: u32,
+    /// Saves what the change replaces; runs just before it, under `set -e`.
+    pub save: String,
+    /// Puts the saved state back and reloads; runs on the host, with no
+    /// connection (the timer) or over the old one (a failed proof).
+    pub restore: String,
 }
 
 /// Parses a `mode` value: three or four octal digits.

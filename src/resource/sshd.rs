@@ -5,7 +5,7 @@
 //! regenerated; Debian 12 runs `ssh.service`).
 
 use super::file::File;
-use super::{LoginCheck, Observed, Outcome, Resource};
+use super::{Guard, Observed, Outcome, Resource};
 use crate::plan::change::{Action, Attr, Change};
 use crate::shell::{Script, q};
 
@@ -17,12 +17,14 @@ pub struct SshdConfig {
     pub file: File,
     /// The port sshd must listen on once the drop-in is in effect.
     pub port: u16,
-    /// Who must still be able to log in afterwards.
+    /// Who must still be able to log in afterwards; `None`: no proof, no revert.
     pub login_user: Option<String>,
+    /// Seconds the host waits for that proof before it reverts by itself.
+    pub revert_window: u32,
 }
 
 impl SshdConfig {
-    pub fn new(mut file: File, port: u16, login_user: Option<String>) -> Self {
+    pub fn new(mut file: File, port: u16, login_user: Option<String>, revert_window: u32) -> Self {
         // sshd keeps the first value it reads for most keywords: the candidate is
         // read first, then the whole system configuration, as sshd itself would.
         file.validate = Some(
@@ -32,6 +34,7 @@ impl SshdConfig {
             file,
             port,
             login_user,
+            revert_window,
         }
     }
 
@@ -98,13 +101,7 @@ impl Resource for SshdConfig {
     }
 
     fn apply(&self, change: &Change, observed: &Observed<'_>) -> Script {
-        let mut s = Script::default();
-        let p = q(&self.file.path);
-        let b = q(&self.backup());
-        s.line(format!(
-            "mkdir -p {ROLLBACK_DIR}; rm -f {b} {b}.absent; if [ -f {p} ]; then cp -p {p} {b}; else : > {b}.absent; fi"
-        ));
-        s.append(self.file.apply(change, observed));
+        let mut s = self.file.apply(change, observed);
         s.line(ACTIVATE);
         s
     }
@@ -121,16 +118,20 @@ impl Resource for SshdConfig {
         self.file.set_diff(change, old, facts);
     }
 
-    fn login_check(&self) -> Option<LoginCheck> {
+    fn guard(&self) -> Option<Guard> {
         let user = self.login_user.clone()?;
         let p = q(&self.file.path);
         let b = q(&self.backup());
-        Some(LoginCheck {
-            user,
+        Some(Guard {
+            user: Some(user),
             port: self.port,
-            restore: Script::new(format!(
-                "if [ -f {b}.absent ]; then rm -f {p}; elif [ -f {b} ]; then cp -p {b} {p}; fi\n{ACTIVATE}\n"
-            )),
+            window: self.revert_window,
+            save: format!(
+                "mkdir -p {ROLLBACK_DIR}; rm -f {b} {b}.absent; if [ -f {p} ]; then cp -p {p} {b}; else : > {b}.absent; fi"
+            ),
+            restore: format!(
+                "if [ -f {b}.absent ]; then rm -f {p}; elif [ -f {b} ]; then cp -p {b} {p}; fi\n{ACTIVATE}"
+            ),
         })
     }
 }
@@ -146,7 +147,7 @@ mod tests {
             format!("Port {port}\nPermitRootLogin no\n").into_bytes(),
             0o644,
         );
-        SshdConfig::new(file, port, Some("deploy".into()))
+        SshdConfig::new(file, port, Some("deploy".into()), 90)
     }
 
     fn ubuntu() -> HostFacts {
@@ -179,9 +180,17 @@ mod tests {
         );
         let script = r.apply(&c, &obs).sh;
         assert!(script.contains("systemctl restart ssh.socket"), "{script}");
-        assert!(script.contains("/var/lib/slipway/rollback/"), "{script}");
-        let check = r.login_check().unwrap();
-        assert_eq!((check.user.as_str(), check.port), ("deploy", 2222));
+        let guard = r.guard().unwrap();
+        assert!(
+            guard.save.contains("/var/lib/slipway/rollback/"),
+            "{}",
+            guard.save
+        );
+        assert!(guard.restore.contains("systemctl restart ssh.socket"));
+        assert_eq!(
+            (guard.user.as_deref(), guard.port, guard.window),
+            (Some("deploy"), 2222, 90)
+        );
     }
 
     #[test]

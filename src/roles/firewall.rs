@@ -89,6 +89,9 @@ pub struct Vars {
     pub firewall_docker_published: Vec<PublishedVar>,
     /// Install the DOCKER-USER rules that make published ports obey the firewall.
     pub firewall_docker_user: bool,
+    /// Seconds after a firewall change before the host puts the previous
+    /// rules back by itself, unless a new SSH login proved it first.
+    pub firewall_revert_window: u32,
 }
 
 impl Default for Vars {
@@ -104,6 +107,7 @@ impl Default for Vars {
             firewall_exclusive: true,
             firewall_docker_published: Vec::new(),
             firewall_docker_user: true,
+            firewall_revert_window: 90,
         }
     }
 }
@@ -165,6 +169,12 @@ fn swarm_peers(v: &Vars, ctx: &RoleContext<'_>) -> Result<Vec<Source>, String> {
 pub fn rules(v: &Vars, ctx: &RoleContext<'_>) -> Result<Vec<Rule>, String> {
     if v.ssh_port == 0 {
         return Err("ssh_port: 0 is not a port".into());
+    }
+    if !(10..=3600).contains(&v.firewall_revert_window) {
+        return Err(format!(
+            "firewall_revert_window: {} is not between 10 and 3600 seconds",
+            v.firewall_revert_window
+        ));
     }
     let mut rules = Vec::new();
     if v.firewall_ssh_from.is_empty() {
@@ -268,6 +278,7 @@ impl TypedRole for Firewall {
             exclusive: v.firewall_exclusive,
             docker_published: v.firewall_docker_user.then_some(published),
             ssh_port: v.ssh_port,
+            revert_window: v.firewall_revert_window,
         };
         let mut out: Vec<Box<dyn Resource>> = Vec::new();
         if v.firewall_enabled {
@@ -340,6 +351,7 @@ groups = ["databases"]
             exclusive: vars.firewall_exclusive,
             docker_published: vars.firewall_docker_user.then(|| published(&vars).unwrap()),
             ssh_port: vars.ssh_port,
+            revert_window: vars.firewall_revert_window,
         })
     }
 

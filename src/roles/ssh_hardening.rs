@@ -31,6 +31,9 @@ pub struct Vars {
     /// Seconds a client has to log in.
     pub ssh_login_grace_time: u32,
     pub ssh_x11_forwarding: bool,
+    /// Seconds between sshd's checks that a client still answers; with the
+    /// count below, a session whose client vanished (a dead network) ends,
+    /// and frees what it held, within a minute.
     pub ssh_client_alive_interval: u32,
     pub ssh_client_alive_count_max: u32,
     /// Only these users (or groups) may log in; empty means no such limit.
@@ -41,6 +44,9 @@ pub struct Vars {
     pub ssh_macs: Vec<String>,
     /// After the change, log in anew as the deploy user; roll back if that fails.
     pub ssh_lockout_check: bool,
+    /// Seconds after a change before the host puts the previous settings back
+    /// by itself, unless that new login proved it first.
+    pub ssh_revert_window: u32,
     pub deploy_user: String,
     pub deploy_keys: Vec<String>,
     pub deploy_key_files: Vec<String>,
@@ -59,8 +65,8 @@ impl Default for Vars {
             ssh_max_auth_tries: 3,
             ssh_login_grace_time: 30,
             ssh_x11_forwarding: false,
-            ssh_client_alive_interval: 300,
-            ssh_client_alive_count_max: 2,
+            ssh_client_alive_interval: 15,
+            ssh_client_alive_count_max: 3,
             ssh_allow_users: Vec::new(),
             ssh_allow_groups: Vec::new(),
             ssh_kex_algorithms: strings(&[
@@ -84,6 +90,7 @@ impl Default for Vars {
                 "umac-128-etm@openssh.com",
             ]),
             ssh_lockout_check: true,
+            ssh_revert_window: 90,
             deploy_user: "deploy".into(),
             deploy_keys: Vec::new(),
             deploy_key_files: Vec::new(),
@@ -172,6 +179,12 @@ fn check_lockout(v: &Vars, host: &str) -> InputResult<()> {
     if v.ssh_port == 0 {
         return err("ssh_port must be between 1 and 65535".into());
     }
+    if !(10..=3600).contains(&v.ssh_revert_window) {
+        return err(format!(
+            "ssh_revert_window must be between 10 and 3600 seconds, not {}",
+            v.ssh_revert_window
+        ));
+    }
     Ok(())
 }
 
@@ -185,7 +198,12 @@ impl TypedRole for SshHardening {
         super::deploy_user::all_keys(&v.deploy_keys, &v.deploy_key_files, ctx)?;
         let file = config_file(DROP_IN, drop_in(&v), 0o644);
         let login = v.ssh_lockout_check.then(|| v.deploy_user.clone());
-        Ok(vec![Box::new(SshdConfig::new(file, v.ssh_port, login))])
+        Ok(vec![Box::new(SshdConfig::new(
+            file,
+            v.ssh_port,
+            login,
+            v.ssh_revert_window,
+        ))])
     }
 }
 

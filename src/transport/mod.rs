@@ -128,4 +128,11 @@ pub enum TransportError {
     },
     #[error("connection to {host} broke: {reason}")]
     Broken { host: String, reason: String },
+    /// The connection broke while a command ran: what it printed until then.
+    #[error("connection to {host} broke while a command ran: {reason}")]
+    Interrupted {
+        host: String,
+        reason: String,
+        stdout: Vec<u8>,
+    },
 }

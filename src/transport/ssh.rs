@@ -22,6 +22,9 @@ use super::{ConnectSpec, ExecOutput, Held, Transport, TransportError};
 /// stay below the limit; a refused open is also retried (see `channel`).
 const MAX_CHANNELS: usize = 8;
 
+/// Unanswered keepalives after which the peer counts as gone.
+const KEEPALIVE_MAX: u32 = 3;
+
 /// An authenticated connection to one host.
 pub struct SshTransport {
     name: String,
@@ -31,6 +34,8 @@ pub struct SshTransport {
     jump: Option<Box<SshTransport>>,
     /// SHA256 fingerprint of the host key the server presented (and we accepted).
     host_key: String,
+    /// Why the connection ended, once it has (see `Client::disconnected`).
+    lost: Arc<Mutex<Option<String>>>,
 }
 
 impl SshTransport {
@@ -71,10 +76,13 @@ async fn connect_inner(
     };
     let rejection = Arc::new(Mutex::new(None));
     let accepted = Arc::new(Mutex::new(String::new()));
+    let lost = Arc::new(Mutex::new(None));
     let client = Client {
         check: check.clone(),
         rejection: rejection.clone(),
         accepted: accepted.clone(),
+        lost: lost.clone(),
+        keepalive: spec.keepalive_interval * KEEPALIVE_MAX,
     };
     let config = Arc::new(client_config(spec, &check));
     let addr = format!("{}:{}", spec.address, spec.port);
@@ -123,6 +131,7 @@ async fn connect_inner(
         channels: Arc::new(Semaphore::new(MAX_CHANNELS)),
         jump,
         host_key: accepted.lock().map(|k| k.clone()).unwrap_or_default(),
+        lost,
     })
 }
 
@@ -138,7 +147,7 @@ fn client_config(spec: &ConnectSpec, check: &HostKeyCheck) -> client::Config {
         // ones) without an inactivity timeout, which would also kill a
         // healthy command that is silent for long, like an apt upgrade.
         keepalive_interval: (!spec.keepalive_interval.is_zero()).then_some(spec.keepalive_interval),
-        keepalive_max: 3,
+        keepalive_max: KEEPALIVE_MAX as usize,
         inactivity_timeout: None,
         nodelay: true,
         ..Default::default()
@@ -162,6 +171,10 @@ struct Client {
     rejection: Arc<Mutex<Option<TransportError>>>,
     /// The fingerprint of the key that was accepted.
     accepted: Arc<Mutex<String>>,
+    /// Why the connection ended, in words for the user.
+    lost: Arc<Mutex<Option<String>>>,
+    /// How long keepalives go unanswered before the connection is given up.
+    keepalive: std::time::Duration,
 }
 
 impl client::Handler for Client {
@@ -195,13 +208,46 @@ impl client::Handler for Client {
             }
         }
     }
+
+    async fn disconnected(
+        &mut self,
+        reason: client::DisconnectReason<Self::Error>,
+    ) -> Result<(), Self::Error> {
+        let (why, result) = match reason {
+            client::DisconnectReason::ReceivedDisconnect(info) => (
+                format!("the server closed the connection: {}", info.message),
+                Ok(()),
+            ),
+            client::DisconnectReason::Error(russh::Error::KeepaliveTimeout) => (
+                format!(
+                    "the network stopped answering: no reply to keepalives for {} s",
+                    self.keepalive.as_secs()
+                ),
+                Err(russh::Error::KeepaliveTimeout),
+            ),
+            client::DisconnectReason::Error(e) => (e.to_string(), Err(e)),
+        };
+        if let Ok(mut slot) = self.lost.lock() {
+            *slot = Some(why);
+        }
+        result
+    }
 }
 
 #[async_trait]
 impl Transport for SshTransport {
     async fn exec(&self, command: &str, stdin: &[u8]) -> Result<ExecOutput, TransportError> {
         let _permit = self.channel_permit().await?;
-        channel::exec(&self.handle, &self.name, command, stdin).await
+        match channel::exec(&self.handle, &self.name, command, stdin).await {
+            Err(TransportError::Interrupted { host, stdout, .. }) => {
+                Err(TransportError::Interrupted {
+                    host,
+                    reason: self.why_lost().await,
+                    stdout,
+                })
+            }
+            other => other,
+        }
     }
 
     async fn hold(&self, command: &str, stdin: &[u8]) -> Result<Held, TransportError> {
@@ -221,6 +267,25 @@ impl Transport for SshTransport {
 }
 
 impl SshTransport {
+    /// Why the connection under a command ended. The session task records it
+    /// as it winds down, which may be just after the channel noticed.
+    async fn why_lost(&self) -> String {
+        for _ in 0..10 {
+            if let Some(why) = self.lost.lock().ok().and_then(|l| l.clone()) {
+                return why;
+            }
+            if !self.handle.is_closed() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        if self.handle.is_closed() {
+            "the connection ended".into()
+        } else {
+            "the command ended without an exit status: the sshd session serving it, or the shell, was killed".into()
+        }
+    }
+
     async fn channel_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, TransportError> {
         self.channels
             .clone()

@@ -177,7 +177,7 @@ pub(super) fn write_block(family: usize, lines: &[String]) -> Script {
         q(&format!("{path} is missing; is ufw installed?"))
     ));
     s.line("t=$(mktemp /etc/ufw/.slipway.XXXXXX); b=$(mktemp /etc/ufw/.slipway.XXXXXX)");
-    s.line("trap 'rm -f \"$t\" \"$b\"' EXIT; trap 'exit 1' HUP INT TERM PIPE");
+    s.line(crate::shell::REMOVE_TEMP_ON_EXIT);
     s.line(format!("sed '/^{BEGIN}$/,/^{END}$/d' \"$f\" > \"$t\""));
     if lines.is_empty() {
         // The live chain keeps the rules until flushed; leave it as Docker makes it.

@@ -25,7 +25,7 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Observed, Outcome, Resource};
+use super::{Guard, Observed, Outcome, Resource};
 use crate::plan::change::{Action, Attr, Change};
 use crate::shell::Script;
 use docker_user::{FAMILIES, write_block};
@@ -50,7 +50,13 @@ pub struct Ufw {
     /// The SSH port: applying refuses to enable a firewall that would not
     /// allow the port the probe's own SSH connection came in on.
     pub ssh_port: u16,
+    /// Seconds the host waits for a new login to prove a change before it
+    /// puts the previous firewall back by itself (see [`Guard`]).
+    pub revert_window: u32,
 }
+
+/// Where the firewall as it was before a change is kept, for the revert.
+const SAVED: &str = "/var/lib/slipway/rollback/ufw";
 
 /// UFW's policy words, from what /etc/default/ufw holds.
 fn policy_word(v: &str) -> &str {
@@ -201,6 +207,34 @@ impl Ufw {
 impl Resource for Ufw {
     fn id(&self) -> String {
         "ufw:firewall".to_string()
+    }
+
+    /// Rules that would shut SSH out are caught before enabling (see
+    /// `apply`), but not a rule for the wrong source address: an enabled
+    /// firewall's changes are proven by a new login, or reverted.
+    fn guard(&self) -> Option<Guard> {
+        if !self.enabled {
+            return None;
+        }
+        Some(Guard {
+            user: None,
+            port: self.ssh_port,
+            window: self.revert_window,
+            save: format!(
+                "rm -rf {SAVED}; mkdir -p {SAVED}\n\
+                 if command -v ufw >/dev/null && [ -d /etc/ufw ]; then\n\
+                 cp -a /etc/ufw {SAVED}/etc-ufw; cp -p /etc/default/ufw {SAVED}/default 2>/dev/null || true\n\
+                 if ufw status | grep -q '^Status: active'; then echo active; else echo inactive; fi > {SAVED}/state\n\
+                 fi"
+            ),
+            restore: format!(
+                "if [ -f {SAVED}/state ]; then\n\
+                 rm -rf /etc/ufw; cp -a {SAVED}/etc-ufw /etc/ufw\n\
+                 if [ -f {SAVED}/default ]; then cp -p {SAVED}/default /etc/default/ufw; fi\n\
+                 if [ \"$(cat {SAVED}/state)\" = active ]; then ufw --force enable; else ufw --force disable; fi\n\
+                 fi"
+            ),
+        })
     }
 
     fn probe(&self) -> String {

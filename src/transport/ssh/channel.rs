@@ -205,9 +205,10 @@ impl Output {
                 self.out.status = status;
                 Ok(self.out)
             }
-            None => Err(TransportError::Broken {
+            None => Err(TransportError::Interrupted {
                 host: host.to_string(),
                 reason: "the command ended without an exit status".into(),
+                stdout: self.out.stdout,
             }),
         }
     }

@@ -101,6 +101,7 @@ fn swarm_manager(peers: [&str; 2], extra: Vec<Rule>) -> Ufw {
             from: Source::Net(peers[1].into()),
         }]),
         ssh_port: 22,
+        revert_window: 90,
     }
 }
 

@@ -86,6 +86,7 @@ fn parses_the_rules_ufw_really_writes() {
         exclusive: true,
         docker_published: None,
         ssh_port: 22,
+        revert_window: 90,
     };
     let (add, delete) = u.rule_changes(&seen);
     assert!(add.is_empty() && delete.is_empty(), "{add:?} {delete:?}");
