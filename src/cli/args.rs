@@ -50,6 +50,8 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Show what slipway observes on a host
     Facts(FactsArgs),
+    /// Show who holds a host's lock and release it (after a run that died)
+    Unlock(UnlockArgs),
     /// Take one fresh machine from root login to a hardened Swarm node
     Bootstrap(BootstrapArgs),
     /// Render every file each host would get into a directory, without connecting
@@ -185,6 +187,30 @@ pub struct FactsArgs {
 
     /// The host to observe
     pub host: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Inventory file (TOML)
+    #[arg(short, long, value_name = "INVENTORY")]
+    pub inventory: PathBuf,
+
+    /// The host whose lock to release
+    pub host: String,
+
+    /// Connect as this user instead of the inventory's
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Release without asking (required when stdin is not a terminal)
+    #[arg(short, long)]
+    pub yes: bool,
+
+    /// Also stop the apply script of that run if it is still running (by
+    /// default it stops by itself before its next step, and the next apply
+    /// waits for it)
+    #[arg(long)]
+    pub stop_script: bool,
 }
 
 #[derive(Debug, Args)]

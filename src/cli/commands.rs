@@ -1,10 +1,11 @@
 //! What each subcommand does, in terms of the library.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
 
 use super::args::{ApplyArgs, Command, FactsArgs, PlanArgs, Selection};
 use super::{CliError, EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Format, Ui};
-use crate::config::{Inventory, LoadOptions, Project};
+use crate::config::{Host, Inventory, LoadOptions, Project};
 use crate::desired::{self, HostState};
 use crate::diag::SourceFile;
 use crate::engine::{Engine, HostReport, Session, new_salt};
@@ -18,6 +19,7 @@ pub async fn run(command: Command, ui: &Ui) -> Result<i32, CliError> {
         Command::Plan(a) => plan(a, ui).await,
         Command::Apply(a) => apply(a, ui).await,
         Command::Facts(a) => facts(a, ui).await,
+        Command::Unlock(a) => super::unlock::run(a, ui).await,
         Command::Bootstrap(a) => super::bootstrap::run(a, ui).await,
         Command::Render(a) => super::offline::render(a, ui),
         Command::Check(a) => super::offline::check(a, ui),
@@ -232,16 +234,16 @@ async fn apply_saved(args: ApplyArgs, ui: &Ui) -> Result<i32, CliError> {
     })
 }
 
-async fn facts(args: FactsArgs, ui: &Ui) -> Result<i32, CliError> {
-    // Variables play no part in observing a host: a secret that cannot be read
-    // here only warns, as in the offline commands.
+/// One host of an inventory, for the commands that work on a single host.
+/// Variables play no part there: a secret that cannot be read only warns, as
+/// in the offline commands.
+pub fn inventory_host(path: &Path, name: &str) -> Result<(Host, Redactor), CliError> {
     let redactor = Redactor::offline();
-    let inventory = Inventory::load(SourceFile::read(&args.inventory)?, &redactor)?;
-    let host = inventory.host(&args.host).cloned().ok_or_else(|| {
+    let inventory = Inventory::load(SourceFile::read(path)?, &redactor)?;
+    let host = inventory.host(name).cloned().ok_or_else(|| {
         CliError::Message(format!(
-            "no host named `{}` in {}; known: {}",
-            args.host,
-            args.inventory.display(),
+            "no host named `{name}` in {}; known: {}",
+            path.display(),
             inventory
                 .hosts
                 .iter()
@@ -250,6 +252,11 @@ async fn facts(args: FactsArgs, ui: &Ui) -> Result<i32, CliError> {
                 .join(", ")
         ))
     })?;
+    Ok((host, redactor))
+}
+
+async fn facts(args: FactsArgs, ui: &Ui) -> Result<i32, CliError> {
+    let (host, redactor) = inventory_host(&args.inventory, &args.host)?;
     let engine = Engine {
         forks: 1,
         redactor,

@@ -8,6 +8,7 @@ mod init;
 mod manual;
 mod offline;
 mod progress;
+mod unlock;
 
 use std::io::IsTerminal;
 

@@ -12,7 +12,7 @@
 
 use super::guard::{self, Pending};
 use super::runner::Runner;
-use crate::shell::q;
+use crate::shell::{Script, q};
 use crate::transport::{Held, HoldGuard};
 
 const EXIT_LOCKED: u32 = 75;
@@ -184,6 +184,82 @@ pub async fn acquire(runner: &Runner, owner: &str) -> Result<Lock, String> {
             out.stderr_str().trim()
         )),
     }
+}
+
+/// Who holds a host's lock and what still runs under it, for `slipway unlock`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LockStatus {
+    /// Whether the run lock is taken.
+    pub held: bool,
+    /// The owner line of the run that took it.
+    pub owner: Option<String>,
+    /// Remote processes holding the run lock.
+    pub holders: Vec<u32>,
+    /// Remote apply scripts still running (holding the work lock).
+    pub scripts: Vec<u32>,
+    /// The step they are at.
+    pub step: Option<String>,
+}
+
+/// Lists the processes that have `$1` open, except this shell.
+const OPEN_BY: &str = r#"open_by() { for p in /proc/[0-9]*; do
+  [ "${p#/proc/}" = "$$" ] && continue
+  for f in "$p"/fd/*; do [ "$(readlink "$f" 2>/dev/null)" = "$1" ] && { echo "${p#/proc/}"; break; }; done
+done | tr '
+' ' '; }
+"#;
+
+/// Reads the lock's state without touching it.
+pub fn inspect() -> Script {
+    Script::new(format!(
+        r#"{OPEN_BY}mkdir -p /run/lock
+if flock -n {RUN_LOCK} true; then held=no; else held=yes; fi
+printf 'held=%s\nowner=%s\nholders=%s\nscripts=%s\nstep=%s\n' "$held" "$(cat {OWNER} 2>/dev/null)" "$(open_by {RUN_LOCK})" "$(open_by {WORK_LOCK})" "$(cat {STEP} 2>/dev/null)"
+"#
+    ))
+}
+
+impl LockStatus {
+    pub fn parse(out: &str) -> Self {
+        let pids = |v: &str| v.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+        let mut s = Self::default();
+        for line in out.lines() {
+            let Some((k, v)) = line.split_once('=') else {
+                continue;
+            };
+            let text = (!v.trim().is_empty()).then(|| v.trim().to_string());
+            match k {
+                "held" => s.held = v == "yes",
+                "owner" => s.owner = text,
+                "holders" => s.holders = pids(v),
+                "scripts" => s.scripts = pids(v),
+                "step" => s.step = text,
+                _ => {}
+            }
+        }
+        s
+    }
+}
+
+/// Ends the processes holding the run lock (and, with `stop_scripts`, the
+/// apply scripts still running, with everything they started), then checks
+/// the lock is free.
+pub fn release(stop_scripts: bool) -> Script {
+    let scripts = if stop_scripts {
+        format!("for p in $(open_by {WORK_LOCK}); do tree $p; done")
+    } else {
+        String::new()
+    };
+    Script::new(format!(
+        r#"{OPEN_BY}tree() {{ for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do tree "$c"; done; echo "$1"; }}
+victims="$(for p in $(open_by {RUN_LOCK}); do tree $p; done; {scripts})"
+[ -n "$victims" ] && kill -TERM $victims 2>/dev/null
+i=0; while ! flock -n {RUN_LOCK} true && [ $i -lt 25 ]; do sleep 0.2; i=$((i+1)); done
+[ -n "$victims" ] && kill -KILL $victims 2>/dev/null
+rm -f {OWNER}
+flock -w 5 {RUN_LOCK} true || {{ echo 'the lock is still held' >&2; exit 1; }}
+"#
+    ))
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use crate::desired::HostState;
 use crate::redact::Redactor;
 use crate::resource::Runtime;
 pub use execute::{StepReport, StepStatus};
-pub use session::Session;
+pub use session::{Session, connect_runner};
 
 /// Where per-host progress goes: bars on a terminal, plain lines otherwise.
 pub trait Progress: Send + Sync {

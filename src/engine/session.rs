@@ -433,7 +433,7 @@ fn interrupted(host: &str, reason: &str, steps: &[StepReport], guarded: bool) ->
     msg
 }
 
-async fn connect_runner(state: &HostState) -> Result<Runner, String> {
+pub async fn connect_runner(state: &HostState) -> Result<Runner, String> {
     let spec = connect::spec(&state.host)?;
     let started = std::time::Instant::now();
     let transport = ssh::connect(&spec).await.map_err(|e| e.to_string())?;
