@@ -17,7 +17,7 @@ fi
 command -v cargo >/dev/null 2>&1 || { echo "test.sh: cargo not found (install Rust with rustup)" >&2; exit 1; }
 
 bash tests/lab/lab.sh deps
-bash tests/lab/lab.sh image
+bash tests/lab/lab.sh image all
 
 # The real validators the tests run: promtool, amtool and docker-compose on rendered files,
 # vagrant on the Vagrantfiles (and to bring the docker variant up), groff on the man page.

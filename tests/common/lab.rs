@@ -1,8 +1,9 @@
-//! The test lab for integration tests: Debian 12 systemd hosts as Docker containers on a private
-//! Docker network, reached with the OpenSSH client. A thin wrapper over `tests/lab/lab.sh`.
+//! The test lab for integration tests: systemd hosts as Docker containers on a private Docker
+//! network, reached with the OpenSSH client. A thin wrapper over `tests/lab/lab.sh`. Hosts run
+//! Debian 12 (the default) or Ubuntu 24.04 made like a cloud server image ([`LabOs`]).
 //!
 //! Prerequisites (once per machine, as root): `tests/lab/lab.sh deps` (docker, debootstrap) and
-//! `tests/lab/lab.sh image`; `scripts/test.sh` does both. A lab test without docker FAILS: it
+//! `tests/lab/lab.sh image all`; `scripts/test.sh` does both. A lab test without docker FAILS: it
 //! never passes silently.
 //!
 //! ```ignore
@@ -16,6 +17,12 @@
 //!     let out = lab.ssh_ok(0, "systemctl is-active ssh");
 //!     assert_eq!(out.trim(), "active");
 //! } // dropped: `lab.sh down NAME` removes containers, network and keys
+//!
+//! #[test]
+//! fn converges_ubuntu() {
+//!     let lab = Lab::start_os("converges_ubuntu", 1, LabOs::Ubuntu);
+//!     // sshd is socket-activated there: ssh.socket is active, ssh.service only once used.
+//! }
 //! ```
 //!
 //! Set `SLIPWAY_LAB_KEEP=1` to keep a lab after the test (then `tests/lab/lab.sh down NAME`).
@@ -31,9 +38,40 @@ pub struct LabHost {
     pub ip: String,
 }
 
+/// The OS of a lab's hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LabOs {
+    /// Debian 12 (bookworm), minimal: image `slipway-lab:bookworm`.
+    #[default]
+    Debian,
+    /// Ubuntu 24.04 (noble) as made from a cloud image: updated, sshd socket-activated
+    /// (ssh.socket enabled, ssh.service disabled), `PasswordAuthentication yes` in
+    /// sshd_config.d/50-cloud-init.conf, ufw installed but inactive, rsyslog,
+    /// unattended-upgrades, needrestart, no apt lists. Image `slipway-lab:noble`.
+    Ubuntu,
+}
+
+impl LabOs {
+    /// The name lab.sh takes (`image OS`, `up --os OS`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LabOs::Debian => "debian",
+            LabOs::Ubuntu => "ubuntu",
+        }
+    }
+}
+
+impl std::fmt::Display for LabOs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Options for [`Lab::start_with`].
 #[derive(Debug, Clone, Default)]
 pub struct LabOptions {
+    /// The hosts' OS (default Debian).
+    pub os: LabOs,
     /// Leave `known_hosts` (the one the inventory names) empty, for tests of first-contact
     /// policies. `ssh`/`exec` still verify host keys, against `known_hosts_full`.
     pub no_known_hosts: bool,
@@ -46,6 +84,8 @@ pub struct LabOptions {
 pub struct Lab {
     /// Unique lab name: containers are `NAME-1..NAME-COUNT`, the network `slipway-NAME`.
     pub name: String,
+    /// The hosts' OS.
+    pub os: LabOs,
     pub hosts: Vec<LabHost>,
     /// Private key (ed25519) authorized for root on every host.
     pub key: PathBuf,
@@ -146,13 +186,31 @@ impl Lab {
         Lab::start_with(test, count, &LabOptions::default())
     }
 
+    /// [`Lab::start`] with hosts of the OS `os`.
+    pub fn start_os(test: &str, count: usize, os: LabOs) -> Lab {
+        Lab::start_with(
+            test,
+            count,
+            &LabOptions {
+                os,
+                ..LabOptions::default()
+            },
+        )
+    }
+
     pub fn start_with(test: &str, count: usize, opts: &LabOptions) -> Lab {
         require_docker();
-        run_script_ok(&["image"]);
+        run_script_ok(&["image", opts.os.as_str()]);
         let name = unique_name(test);
         let count_s = count.to_string();
         let k;
-        let mut args = vec!["up", name.as_str(), count_s.as_str()];
+        let mut args = vec![
+            "up",
+            name.as_str(),
+            count_s.as_str(),
+            "--os",
+            opts.os.as_str(),
+        ];
         if let Some(i) = opts.subnet_index {
             k = i.to_string();
             args.extend(["--subnet-index", k.as_str()]);
@@ -170,14 +228,15 @@ impl Lab {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let lab = Lab::parse_summary(&name, &stdout);
+        let lab = Lab::parse_summary(&name, opts.os, &stdout);
         assert_eq!(lab.hosts.len(), count, "lab.sh up printed {stdout}");
         lab
     }
 
-    fn parse_summary(name: &str, summary: &str) -> Lab {
+    fn parse_summary(name: &str, os: LabOs, summary: &str) -> Lab {
         let mut lab = Lab {
             name: name.to_string(),
+            os,
             hosts: Vec::new(),
             key: PathBuf::new(),
             known_hosts: PathBuf::new(),
@@ -199,6 +258,7 @@ impl Lab {
                         ip: ip.trim().to_string(),
                     });
                 }
+                "os" => assert_eq!(rest, os.as_str(), "lab.sh up started hosts of another OS"),
                 "key" => lab.key = PathBuf::from(rest),
                 "known_hosts" => lab.known_hosts = PathBuf::from(rest),
                 "known_hosts_full" => lab.known_hosts_full = PathBuf::from(rest),

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# slipway test lab: Debian 12 (bookworm) systemd hosts as Docker containers on a private
-# Docker network, reached over real SSH. See the usage text below (lab.sh help).
+# slipway test lab: systemd hosts as Docker containers on a private Docker network, reached over
+# real SSH. Two OSes: Debian 12 (bookworm, the default) and Ubuntu 24.04 (noble, made like a
+# cloud server image). See the usage text below (lab.sh help).
 #
 # Machine-readable output goes to stdout; progress and errors go to stderr.
 set -euo pipefail
 
-readonly SUITE=bookworm
-readonly IMAGE="${SLIPWAY_LAB_IMAGE:-slipway-lab:bookworm}"
-# Bump when the image recipe (cmd_image / customize_rootfs) changes: it invalidates the cache.
-readonly RECIPE=3
-readonly INCLUDE=systemd-sysv,systemd,udev,openssh-server,sudo,iproute2,ca-certificates,procps,kmod,dbus
-# Masked in the image: nothing fails at boot without them masked (tried), but these mount the
+readonly LAB_OSES=(debian ubuntu)
+readonly DEFAULT_OS=debian
+# Bump an OS's recipe when its image recipe changes (build_image, customize_rootfs and what
+# they call; for shared code bump both): it invalidates that image's cache.
+readonly DEBIAN_RECIPE=3 UBUNTU_RECIPE=1
+readonly DEBIAN_INCLUDE=systemd-sysv,systemd,udev,openssh-server,sudo,iproute2,ca-certificates,procps,kmod,dbus
+# What a 24.04 cloud server image has that the minimal Debian host lacks.
+readonly UBUNTU_INCLUDE=$DEBIAN_INCLUDE,python3,ufw,rsyslog,needrestart,unattended-upgrades
+# Debian 12's debootstrap has no noble script; gutsy's is the one later Ubuntu releases link to.
+readonly UBUNTU_DEBOOTSTRAP_SCRIPT=/usr/share/debootstrap/scripts/gutsy
+# Masked in the images: nothing fails at boot without them masked (tried), but these mount the
 # shared kernel's debug/trace/config/fuse file systems, or would load kernel modules listed in
 # /etc/modules-load.d into the machine's kernel (lab hosts have CAP_SYS_MODULE): useless in a
 # container and not theirs to touch.
@@ -32,12 +38,15 @@ usage: tests/lab/lab.sh COMMAND [ARGS]
 
   deps                         install docker.io, debootstrap, openssh-client and -server, iproute2 (apt)
                                and start dockerd if it is not answering
-  image                        build the image slipway-lab:bookworm (no-op when present; the
-                               imported tarball is cached under ${XDG_CACHE_HOME:-~/.cache}/slipway-lab)
-  up NAME COUNT [--subnet-index K] [--no-known-hosts]
-                               start COUNT hosts NAME-1..NAME-COUNT on network slipway-NAME
+  image [debian|ubuntu|all]    build the image of an OS (default debian): slipway-lab:bookworm
+                               (Debian 12) or slipway-lab:noble (Ubuntu 24.04); all: both.
+                               A no-op when present; the imported tarball is cached under
+                               ${XDG_CACHE_HOME:-~/.cache}/slipway-lab
+  up NAME COUNT [--os debian|ubuntu] [--subnet-index K] [--no-known-hosts]
+                               start COUNT hosts NAME-1..NAME-COUNT of the OS (default debian;
+                               its image must be built) on network slipway-NAME
                                (172.28.K.0/24, hosts at .11, .12, ...); prints
-                               "host NAME-i IP", "key PATH", "known_hosts PATH", ... lines
+                               "host NAME-i IP", "key PATH", "known_hosts PATH", "os OS", ... lines
   down NAME                    remove a lab's containers, network and state (ignores missing)
   down-run RUN_ID              remove every lab started with SLIPWAY_LAB_RUN=RUN_ID
   down-all                     remove every slipway-lab container, network and state dir
@@ -45,7 +54,10 @@ usage: tests/lab/lab.sh COMMAND [ARGS]
   list                         list running lab containers
 
 environment:
-  SLIPWAY_LAB_MIRROR, SLIPWAY_LAB_SECURITY_MIRROR  override the mirrors read from apt's config
+  SLIPWAY_LAB_MIRROR, SLIPWAY_LAB_SECURITY_MIRROR  override the Debian mirrors read from apt's config
+  SLIPWAY_LAB_UBUNTU_MIRROR     Ubuntu archive URI (default: the Debian mirror with its trailing
+                                /debian replaced by /ubuntu)
+  SLIPWAY_LAB_IMAGE, SLIPWAY_LAB_UBUNTU_IMAGE  image names (slipway-lab:bookworm, slipway-lab:noble)
   SLIPWAY_LAB_RUN               label labs with a run id (see down-run)
   SLIPWAY_LAB_KEEP=1            keep a lab whose 'up' failed, for debugging
   SLIPWAY_LAB_READY_TIMEOUT     seconds to wait for sshd / boot per lab (default 60)
@@ -53,6 +65,21 @@ EOF
 }
 
 is_root() { [ "$(id -u)" = 0 ]; }
+
+# Sets OS, SUITE, IMAGE, RECIPE and INCLUDE for the lab OS $1 (debian or ubuntu).
+set_os() {
+  case "$1" in
+    debian)
+      OS=debian SUITE=bookworm IMAGE="${SLIPWAY_LAB_IMAGE:-slipway-lab:bookworm}"
+      RECIPE=$DEBIAN_RECIPE INCLUDE=$DEBIAN_INCLUDE
+      ;;
+    ubuntu)
+      OS=ubuntu SUITE=noble IMAGE="${SLIPWAY_LAB_UBUNTU_IMAGE:-slipway-lab:noble}"
+      RECIPE=$UBUNTU_RECIPE INCLUDE=$UBUNTU_INCLUDE
+      ;;
+    *) die "unknown OS '$1': use one of ${LAB_OSES[*]}" ;;
+  esac
+}
 
 # ---------------------------------------------------------------------------------------------
 # docker
@@ -156,8 +183,9 @@ host_apt_sources() {
   fi
 }
 
-# Sets MIRROR and SECURITY_MIRROR (may be empty: no security suite on this machine).
-find_mirrors() {
+# Sets MIRROR and SECURITY_MIRROR (may be empty: no security suite on this machine) to the
+# Debian mirrors.
+find_debian_mirrors() {
   local sources
   sources="$(host_apt_sources)"
   MIRROR="${SLIPWAY_LAB_MIRROR:-$(printf '%s\n' "$sources" |
@@ -167,9 +195,28 @@ find_mirrors() {
   MIRROR="${MIRROR%/}"
   SECURITY_MIRROR="${SECURITY_MIRROR%/}"
   [ -n "$MIRROR" ] || die "no Debian mirror found in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list (set SLIPWAY_LAB_MIRROR)"
+}
+
+# Sets MIRROR and SECURITY_MIRROR for $OS. Ubuntu: one archive serves noble, noble-updates and
+# noble-security (SECURITY_MIRROR is empty); by default the machine's Debian mirror, whose
+# server also serves Ubuntu's archive next to Debian's.
+find_mirrors() {
+  if [ "$OS" = ubuntu ]; then
+    MIRROR="${SLIPWAY_LAB_UBUNTU_MIRROR:-}"
+    if [ -z "$MIRROR" ]; then
+      find_debian_mirrors
+      [ "${MIRROR%/debian}" != "$MIRROR" ] ||
+        die "the Debian mirror does not end in /debian: set SLIPWAY_LAB_UBUNTU_MIRROR to an Ubuntu archive URI"
+      MIRROR="${MIRROR%/debian}/ubuntu"
+    fi
+    MIRROR="${MIRROR%/}"
+    SECURITY_MIRROR=""
+  else
+    find_debian_mirrors
+  fi
   case "$MIRROR" in
     http://* | https://* | file:/*) ;;
-    *) die "mirror '$MIRROR' is not usable by debootstrap (set SLIPWAY_LAB_MIRROR to an http(s) URI)" ;;
+    *) die "mirror '$MIRROR' is not usable by debootstrap (set SLIPWAY_LAB_MIRROR or SLIPWAY_LAB_UBUNTU_MIRROR to an http(s) URI)" ;;
   esac
 }
 
@@ -215,23 +262,102 @@ remove_rootfs() {
   rm -rf --one-file-system "$dir"
 }
 
+# The image's apt sources, deb822, on stdout: the mirror read on this machine at build time.
+apt_sources() {
+  case "$OS" in
+    debian)
+      printf 'Types: deb\nURIs: %s\nSuites: %s %s-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+        "$MIRROR" "$SUITE" "$SUITE"
+      if [ -n "$SECURITY_MIRROR" ]; then
+        printf '\nTypes: deb\nURIs: %s\nSuites: %s-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+          "$SECURITY_MIRROR" "$SUITE"
+      fi
+      ;;
+    ubuntu)
+      printf 'Types: deb\nURIs: %s\nSuites: %s %s-updates %s-security\nComponents: main restricted universe multiverse\nSigned-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg\n' \
+        "$MIRROR" "$SUITE" "$SUITE" "$SUITE"
+      ;;
+  esac
+}
+
+# Brings the rootfs up to date from -updates and -security, as a cloud image is (24.04.N, not
+# the release's 24.04). No service starts in the chroot, needrestart does not run.
+upgrade_rootfs() {
+  local r=$1 out rc=0 start=$SECONDS
+  out="$(dirname "$r")/upgrade.out"
+  [ -s "$r/etc/resolv.conf" ] || cp -L /etc/resolv.conf "$r/etc/resolv.conf"
+  printf '#!/bin/sh\nexit 101\n' >"$r/usr/sbin/policy-rc.d"
+  chmod 755 "$r/usr/sbin/policy-rc.d"
+  mount -t proc proc "$r/proc"
+  {
+    chroot "$r" apt-get update &&
+      chroot "$r" env NEEDRESTART_SUSPEND=1 apt-get -y -o Dpkg::Options::=--force-confdef \
+        -o Dpkg::Options::=--force-confold dist-upgrade
+  } </dev/null >"$out" 2>&1 || rc=$?
+  umount "$r/proc"
+  rm -f "$r/usr/sbin/policy-rc.d"
+  rm -rf "$r/run/needrestart"
+  if [ "$rc" != 0 ]; then
+    tail -n 30 "$out" >&2
+    die "apt-get dist-upgrade in the $SUITE rootfs failed"
+  fi
+  log "upgraded $(grep -c '^Setting up ' "$out" || true) packages from $SUITE-updates and $SUITE-security in $((SECONDS - start)) s"
+}
+
+# Ubuntu: what a 24.04 server made from a cloud image has (cloud-init itself left out).
+customize_ubuntu() {
+  local r=$1
+  [ -s "$r/usr/share/keyrings/ubuntu-archive-keyring.gpg" ] ||
+    die "debootstrap installed no /usr/share/keyrings/ubuntu-archive-keyring.gpg (ubuntu-keyring)"
+  upgrade_rootfs "$r"
+  # What cloud-init writes when a provider allows password logins.
+  install -m 600 /dev/null "$r/etc/ssh/sshd_config.d/50-cloud-init.conf"
+  echo 'PasswordAuthentication yes' >"$r/etc/ssh/sshd_config.d/50-cloud-init.conf"
+  # ufw installed, inactive.
+  sed -i 's/^ENABLED=.*/ENABLED=no/' "$r/etc/ufw/ufw.conf"
+  grep -qx 'ENABLED=no' "$r/etc/ufw/ufw.conf" || die "ufw.conf has no ENABLED=no line"
+  # /etc/default/locale links to it; cloud images set it (else pam_env warns at every login).
+  echo 'LANG=C.UTF-8' >"$r/etc/locale.conf"
+  # rsyslog's imklog would read /proc/kmsg, the machine's kernel log: every lab host would
+  # copy it to its kern.log, and hosts would take messages from each other (a read consumes
+  # them). Not theirs to touch, as the masked units.
+  sed -i 's/^module(load="imklog"/# slipway lab: no kernel log in a container. &/' "$r/etc/rsyslog.conf"
+  if grep -q '^module(load="imklog"' "$r/etc/rsyslog.conf"; then die "imklog is still loaded in rsyslog.conf"; fi
+}
+
+# Enables the units before --disable and disables those after it, in the rootfs; then checks
+# that systemctl agrees.
+enable_units() { # ROOTFS UNIT... [--disable UNIT...]
+  local r=$1 u want=enabled
+  shift
+  local enable=() disable=()
+  for u in "$@"; do
+    if [ "$u" = --disable ]; then want=disabled; continue; fi
+    if [ "$want" = enabled ]; then enable+=("$u"); else disable+=("$u"); fi
+  done
+  chroot "$r" systemctl enable "${enable[@]}" >/dev/null 2>&1
+  if [ "${#disable[@]}" -gt 0 ]; then chroot "$r" systemctl disable "${disable[@]}" >/dev/null 2>&1; fi
+  for u in "${enable[@]}"; do
+    [ "$(chroot "$r" systemctl is-enabled "$u" 2>/dev/null)" = enabled ] || die "$u is not enabled in the image"
+  done
+  for u in "${disable[@]}"; do
+    [ "$(chroot "$r" systemctl is-enabled "$u" 2>/dev/null)" = disabled ] || die "$u is not disabled in the image"
+  done
+}
+
 customize_rootfs() {
   local r=$1 u
 
-  # apt: the same mirror as this machine, bookworm + updates + security.
+  # apt: this machine's mirror (Debian: bookworm + updates + security; Ubuntu: noble + updates
+  # + security), and the apt options that make apt work against it.
   rm -f "$r/etc/apt/sources.list"
-  {
-    printf 'Types: deb\nURIs: %s\nSuites: %s %s-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-      "$MIRROR" "$SUITE" "$SUITE"
-    if [ -n "$SECURITY_MIRROR" ]; then
-      printf '\nTypes: deb\nURIs: %s\nSuites: %s-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-        "$SECURITY_MIRROR" "$SUITE"
-    fi
-  } >"$r/etc/apt/sources.list.d/debian.sources"
+  apt_sources >"$r/etc/apt/sources.list.d/$OS.sources"
   {
     echo '// Copied from the apt configuration of the machine that built this lab image.'
     host_apt_conf
   } >"$r/etc/apt/apt.conf.d/90slipway-lab-host"
+
+  if [ "$OS" = ubuntu ]; then customize_ubuntu "$r"; fi
 
   # ssh: no host keys in the image (each lab host gets its own, injected by 'up'; generated at
   # boot if missing), no authorized keys in the image (injected by 'up').
@@ -250,7 +376,12 @@ ExecStart=/usr/bin/ssh-keygen -A
 WantedBy=multi-user.target
 EOF
   install -d -m 700 "$r/root/.ssh"
-  chroot "$r" systemctl enable ssh.service slipway-lab-hostkeys.service >/dev/null 2>&1
+  # Debian starts sshd at boot; Ubuntu 24.04 (since 22.10) starts it on the first connection
+  # to ssh.socket, and its packages leave it so: checked here.
+  case "$OS" in
+    debian) enable_units "$r" ssh.service slipway-lab-hostkeys.service ;;
+    ubuntu) enable_units "$r" ssh.socket slipway-lab-hostkeys.service --disable ssh.service ;;
+  esac
 
   # One image, N hosts: an empty machine-id makes systemd generate one per container at boot.
   : >"$r/etc/machine-id"
@@ -271,6 +402,17 @@ EOF
 }
 
 cmd_image() {
+  [ $# -le 1 ] || { usage; exit 2; }
+  local os
+  case "${1:-$DEFAULT_OS}" in
+    all) for os in "${LAB_OSES[@]}"; do build_image "$os"; done ;;
+    debian | ubuntu) build_image "${1:-$DEFAULT_OS}" ;;
+    *) usage; exit 2 ;;
+  esac
+}
+
+build_image() { # OS
+  set_os "$1"
   need_docker
   find_mirrors
   local key start=$SECONDS
@@ -281,9 +423,9 @@ cmd_image() {
   fi
   mkdir -p "$CACHE_DIR"
   # Concurrent test binaries may all ask for the image: one builds, the others wait.
-  exec 9>"$CACHE_DIR/image.lock"
+  exec 9>"$CACHE_DIR/image-$SUITE.lock"
   if ! flock -n 9; then
-    log "another process is building the image; waiting"
+    log "another process is building the image $IMAGE; waiting"
     flock 9
   fi
   if image_current "$key"; then
@@ -298,6 +440,14 @@ cmd_image() {
   fi
   command -v debootstrap >/dev/null 2>&1 || die "debootstrap is not installed: run tests/lab/lab.sh deps"
   is_root || die "building the image needs root (debootstrap)"
+  local debootstrap_args=(--variant=minbase --include="$INCLUDE" "$SUITE")
+  local script=()
+  if [ "$OS" = ubuntu ]; then
+    [ -f "$UBUNTU_DEBOOTSTRAP_SCRIPT" ] || die "debootstrap has no $UBUNTU_DEBOOTSTRAP_SCRIPT"
+    # This machine has no Ubuntu keyring; apt in the image checks signatures (Signed-By).
+    debootstrap_args=(--no-check-gpg "${debootstrap_args[@]}")
+    script=("$UBUNTU_DEBOOTSTRAP_SCRIPT")
+  fi
 
   local tmp
   tmp="$(mktemp -d "${TMPDIR:-/var/tmp}/slipway-lab-rootfs.XXXXXX")"
@@ -305,7 +455,7 @@ cmd_image() {
   trap "remove_rootfs '$tmp'" EXIT
   local r="$tmp/rootfs"
   log "debootstrap $SUITE (minbase + systemd, openssh-server) from $MIRROR: takes a few minutes"
-  if ! debootstrap --variant=minbase --include="$INCLUDE" "$SUITE" "$r" "$MIRROR" \
+  if ! debootstrap "${debootstrap_args[@]}" "$r" "$MIRROR" "${script[@]}" \
     >"$tmp/debootstrap.out" 2>&1; then
     tail -n 30 "$tmp/debootstrap.out" >&2
     [ -f "$r/debootstrap/debootstrap.log" ] && tail -n 30 "$r/debootstrap/debootstrap.log" >&2
@@ -313,7 +463,7 @@ cmd_image() {
   fi
   log "debootstrap done in $((SECONDS - start)) s"
   customize_rootfs "$r"
-  rm -f "$CACHE_DIR"/"$SUITE"-*.tar "$CACHE_DIR"/*.tar.tmp
+  rm -f "$CACHE_DIR/$SUITE"-*.tar "$CACHE_DIR/$SUITE"-*.tar.tmp
   tar --numeric-owner -C "$r" -cf "$tarball.tmp" .
   mv "$tarball.tmp" "$tarball"
   import_tarball "$tarball" "$key"
@@ -380,9 +530,11 @@ write_payload() { # DIR STATE_DIR HOST: files injected into a host before it boo
 }
 
 cmd_up() {
-  local name="" count="" k0="" no_known_hosts=0
+  local name="" count="" k0="" no_known_hosts=0 os=$DEFAULT_OS
   while [ $# -gt 0 ]; do
     case "$1" in
+      --os) os="${2:-}"; shift 2 ;;
+      --os=*) os="${1#*=}"; shift ;;
       --subnet-index) k0="${2:-}"; shift 2 ;;
       --subnet-index=*) k0="${1#*=}"; shift ;;
       --no-known-hosts) no_known_hosts=1; shift ;;
@@ -394,6 +546,7 @@ cmd_up() {
   done
   [ -n "$name" ] && [ -n "$count" ] || { usage; exit 2; }
   check_name "$name"
+  set_os "$os"
   [[ "$count" =~ ^[0-9]+$ ]] && [ "$count" -ge 1 ] && [ "$count" -le 200 ] || die "COUNT must be 1..200"
   if [ -n "$k0" ]; then
     [[ "$k0" =~ ^[0-9]+$ ]] && [ "$k0" -ge 1 ] && [ "$k0" -le 250 ] || die "--subnet-index must be 1..250"
@@ -401,7 +554,7 @@ cmd_up() {
     k0=$(($(printf '%s' "$name" | cksum | cut -d' ' -f1) % 250 + 1))
   fi
   need_docker
-  docker image inspect "$IMAGE" >/dev/null 2>&1 || die "image $IMAGE missing: run tests/lab/lab.sh image"
+  docker image inspect "$IMAGE" >/dev/null 2>&1 || die "image $IMAGE missing: run tests/lab/lab.sh image $OS"
 
   local start=$SECONDS state="$STATE_ROOT/$name"
   if docker network inspect "slipway-$name" >/dev/null 2>&1 ||
@@ -415,6 +568,7 @@ cmd_up() {
   mkdir -p "$state"
   chmod 700 "$state"
   [ -n "${SLIPWAY_LAB_RUN:-}" ] && printf '%s\n' "$SLIPWAY_LAB_RUN" >"$state/run"
+  printf '%s\n' "$OS" >"$state/os"
   ssh-keygen -q -t ed25519 -N '' -C "slipway-lab-$name" -f "$state/id_ed25519"
   # The monitoring stack's Grafana admin password, read by the lab inventory as a secret.
   (umask 077 && head -c 18 /dev/urandom | base64 >"$state/grafana_admin_password")
@@ -441,7 +595,7 @@ cmd_up() {
     host="$name-$i"
     ip="172.28.$k.$((10 + i))"
     docker create --name "$host" --hostname "$host" \
-      --label slipway-lab=1 --label "slipway-lab.name=$name" "${labels[@]}" \
+      --label slipway-lab=1 --label "slipway-lab.name=$name" --label "slipway-lab.os=$OS" "${labels[@]}" \
       --stop-signal SIGRTMIN+3 --cap-add=ALL --cap-drop=SYS_RESOURCE \
       --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
       --device-cgroup-rule='a *:* rwm' --cgroupns=host \
@@ -466,10 +620,11 @@ cmd_up() {
     cp "$state/known_hosts.full" "$state/known_hosts"
   fi
   chmod 600 "$state/known_hosts"
-  log "started $count host(s); waiting for sshd and boot"
+  log "started $count $OS host(s); waiting for sshd and boot"
 
   # Wait until every sshd answers with the injected host key and the injected client key,
-  # then until systemd has finished booting.
+  # then until systemd has finished booting. Only SSH is asked, not a unit: Debian starts
+  # ssh.service at boot, Ubuntu starts it on the first connection to ssh.socket.
   local deadline=$((SECONDS + READY_TIMEOUT)) states="" st
   while read -r host ip; do
     until lab_ssh "$state" "$ip" true >/dev/null 2>&1; do
@@ -508,13 +663,13 @@ cmd_up() {
   } >"$state/inventory.toml"
 
   {
-    printf 'lab %s\nnetwork slipway-%s 172.28.%s.0/24\n' "$name" "$name" "$k"
+    printf 'lab %s\nos %s\nnetwork slipway-%s 172.28.%s.0/24\n' "$name" "$OS" "$name" "$k"
     while read -r host ip; do printf 'host %s %s\n' "$host" "$ip"; done <"$state/hosts"
     printf 'key %s\nknown_hosts %s\nknown_hosts_full %s\ninventory %s\nstate_dir %s\n' \
       "$state/id_ed25519" "$state/known_hosts" "$state/known_hosts.full" "$state/inventory.toml" "$state"
   } >"$state/summary"
   trap - EXIT
-  log "lab $name up in $((SECONDS - start)) s:$states"
+  log "lab $name ($OS) up in $((SECONDS - start)) s:$states"
   cat "$state/summary"
 }
 
@@ -602,7 +757,7 @@ cmd_ssh() {
 cmd_list() {
   need_docker
   docker ps -a --filter label=slipway-lab=1 \
-    --format 'table {{.Names}}\t{{.Status}}\t{{.Label "slipway-lab.name"}}\t{{.Label "slipway-lab.run"}}'
+    --format 'table {{.Names}}\t{{.Status}}\t{{.Label "slipway-lab.os"}}\t{{.Label "slipway-lab.name"}}\t{{.Label "slipway-lab.run"}}'
 }
 
 main() {
