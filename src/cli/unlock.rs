@@ -61,7 +61,8 @@ async fn unlock(
     } else {
         eprintln!("{}", describe(name, &status));
     }
-    if !status.held && !(running && args.stop_script) {
+    let work = status.held || (running && args.stop_script);
+    if !work {
         return Ok(EXIT_OK);
     }
     if !args.yes && !confirm(name, args.stop_script && running)? {

@@ -221,7 +221,11 @@ printf 'held=%s\nowner=%s\nholders=%s\nscripts=%s\nstep=%s\n' "$held" "$(cat {OW
 
 impl LockStatus {
     pub fn parse(out: &str) -> Self {
-        let pids = |v: &str| v.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+        let pids = |v: &str| {
+            v.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        };
         let mut s = Self::default();
         for line in out.lines() {
             let Some((k, v)) = line.split_once('=') else {

@@ -415,7 +415,7 @@ fn interrupted(host: &str, reason: &str, steps: &[StepReport], guarded: bool) ->
     let mut msg = format!("connection to {host} broke ({reason})");
     match steps.iter().find(|s| s.status == StepStatus::Interrupted) {
         Some(s) => msg.push_str(&format!(
-            " during {}: the remote script may still be running that step; it stops before the next one, and a re-run waits for it",
+            "; the last step heard of was {}: the remote script may still be running; it stops before its next step, and a re-run waits for it",
             s.resource
         )),
         None => msg.push_str(" between steps"),
