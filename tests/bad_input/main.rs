@@ -5,7 +5,9 @@
 //!
 //! Every host of every inventory points at 127.0.0.1 and a port where a
 //! non-blocking listener of the test waits; after each run the listener must
-//! have nothing to accept.
+//! have nothing to accept. The inventory holds secrets from the environment,
+//! a file and an inline value: none may appear in any output, in JSON, in
+//! `-vv` logs, or in a file `render` writes.
 
 use std::fs;
 use std::io::ErrorKind;
@@ -25,6 +27,9 @@ connect_timeout = 2
 
 [vars]
 motd = "welcome"
+api_token = { secret = true, env = "SLIPWAY_BAD_INPUT_SECRET" }
+backup_password = { secret = true, file = "backup_password.txt" }
+smtp_password = { secret = true, value = "inline-Secret-Value-3" }
 
 [groups.web]
 vars = { site = "example.org" }
@@ -47,6 +52,13 @@ type = "file"
 path = "/etc/motd"
 content = "{{ motd }} to {{ inventory_hostname }}\n"
 "#;
+
+/// The secrets' values: the environment variable's, the file's, the inline one.
+const SECRETS: [&str; 3] = [
+    "env-Secret-Value-1",
+    "file-Secret-Value-2",
+    "inline-Secret-Value-3",
+];
 
 /// Environment variables the cases rely on being unset.
 const UNSET_SECRET: &str = "SLIPWAY_BAD_INPUT_TEST_UNSET_SECRET";
@@ -137,7 +149,11 @@ impl Project {
 
     /// Writes the good inventory and playbook where no file of that name exists yet.
     fn fill_in(&self) {
-        for (name, text) in [(INV, GOOD_INV), (PB, GOOD_PB)] {
+        for (name, text) in [
+            (INV, GOOD_INV),
+            (PB, GOOD_PB),
+            ("backup_password.txt", "file-Secret-Value-2\n"),
+        ] {
             if !self.dir.path().join(name).exists() {
                 self.file(name, text);
             }
@@ -149,6 +165,43 @@ impl Project {
         let mut all = vec!["plan", "-i", INV, PB];
         all.extend_from_slice(args);
         self.run(&all)
+    }
+
+    /// The same input refused by `check`, `render` and `plan` (also as JSON
+    /// with `-vv`): each exits 1, connects nowhere, and shows no secret, nor
+    /// writes one. Returns the plan's run, for where and what it says.
+    fn refused(&self, args: &[&str]) -> Run {
+        let out = self.dir.path().join(".render");
+        let out_arg = out.display().to_string();
+        let with = |head: &[&str], tail: &[&str]| -> Vec<String> {
+            head.iter()
+                .chain(args)
+                .chain(tail)
+                .map(|a| a.to_string())
+                .collect()
+        };
+        let runs = [
+            with(&["check", "-i", INV, PB], &[]),
+            with(&["render", "-i", INV, PB], &["--out", &out_arg]),
+            with(&["plan", "-i", INV, PB], &["--format", "json", "-vv"]),
+        ];
+        for r in &runs {
+            let r: Vec<&str> = r.iter().map(String::as_str).collect();
+            self.run(&r).fails().shows_no_secret();
+        }
+        for f in walk(&out) {
+            let text = String::from_utf8_lossy(&fs::read(&f).unwrap_or_default()).into_owned();
+            for s in SECRETS {
+                assert!(
+                    !text.contains(s),
+                    "render wrote a secret into {}",
+                    f.display()
+                );
+            }
+        }
+        let plan = self.plan(args);
+        plan.shows_no_secret();
+        plan
     }
 
     /// `slipway apply --yes -i inventory.toml playbook.toml ARGS...`
@@ -168,6 +221,7 @@ impl Project {
             .env("NO_COLOR", "1")
             .env_remove("SSH_AUTH_SOCK")
             .env_remove("SLIPWAY_LOG")
+            .env("SLIPWAY_BAD_INPUT_SECRET", SECRETS[0])
             .env_remove(UNSET_SECRET)
             .env_remove(UNSET_PASSWORD)
             .stdin(Stdio::null());
@@ -297,6 +351,18 @@ impl Run {
         self
     }
 
+    /// No secret value in either stream.
+    fn shows_no_secret(&self) -> &Self {
+        for s in SECRETS {
+            assert!(
+                !self.stdout.contains(s) && !self.stderr.contains(s),
+                "a secret was shown\n{}",
+                self.dump()
+            );
+        }
+        self
+    }
+
     /// Nothing was planned: stdout shows no plan.
     fn plans_nothing(&self) -> &Self {
         assert!(
@@ -306,6 +372,22 @@ impl Run {
         );
         self
     }
+}
+
+/// Every file below `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------- inventory
@@ -320,14 +402,16 @@ fn malformed_inventory_toml_points_at_line_3() {
     // `[oops` opens an unclosed array holding a bare word: either is the culprit.
     let at = loc(&inv, "[oops");
     assert_eq!(at.line, 3);
-    p.plan(&[]).fails_at(INV, &[at, at.plus(1)]).plans_nothing();
+    p.refused(&[])
+        .fails_at(INV, &[at, at.plus(1)])
+        .plans_nothing();
 }
 
 #[test]
 fn malformed_playbook_toml_with_unquoted_string() {
     let p = Project::new();
     let pb = p.file(PB, &GOOD_PB.replace("hosts = \"all\"", "hosts = all"));
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[loc_in(&pb, "hosts = all", "all")])
         .plans_nothing();
 }
@@ -342,7 +426,7 @@ fn duplicate_key_in_playbook_points_at_the_second_one() {
             "path = \"/etc/motd\"\npath = \"/etc/issue\"",
         ),
     );
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[loc(&pb, "path = \"/etc/issue\"")])
         .mentions(&["path"]);
 }
@@ -351,7 +435,7 @@ fn duplicate_key_in_playbook_points_at_the_second_one() {
 fn unknown_key_in_defaults() {
     let p = Project::new();
     let inv = p.inventory_with("user = \"root\"", "user = \"root\"\nusre = \"admin\"");
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(INV, &[loc(&inv, "usre")])
         .mentions(&["usre"])
         .plans_nothing();
@@ -364,7 +448,7 @@ fn unknown_key_in_a_host() {
         "[hosts.db1]\naddress = \"127.0.0.1\"",
         "[hosts.db1]\naddress = \"127.0.0.1\"\nadress = \"10.0.0.9\"",
     );
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(INV, &[loc(&inv, "adress =")])
         .mentions(&["adress"]);
 }
@@ -376,7 +460,7 @@ fn port_written_as_a_string_is_a_type_error() {
         "[hosts.db1]\naddress = \"127.0.0.1\"",
         "[hosts.db1]\naddress = \"127.0.0.1\"\nport = \"22\"",
     );
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(INV, &[loc_in(&inv, "port = \"22\"", "\"22\"")])
         .mentions(&["22"]);
 }
@@ -388,7 +472,7 @@ fn host_key_checking_sometimes_is_not_a_policy() {
         "user = \"root\"",
         "user = \"root\"\nhost_key_checking = \"sometimes\"",
     );
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(INV, &[loc(&inv, "\"sometimes\"")])
         .mentions(&["sometimes"]);
 }
@@ -400,7 +484,7 @@ fn become_doas_is_not_a_become_method() {
         "[hosts.web1]\naddress = \"127.0.0.1\"",
         "[hosts.web1]\naddress = \"127.0.0.1\"\nbecome = \"doas\"",
     );
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(INV, &[loc(&inv, "\"doas\"")])
         .mentions(&["doas"]);
 }
@@ -413,7 +497,7 @@ fn address_in_defaults_belongs_to_a_host() {
         "user = \"root\"\naddress = \"127.0.0.1\"",
     );
     let key = loc(&inv, "address = \"127.0.0.1\"\nport");
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(INV, &[key, key.plus("address = ".len())])
         .mentions(&["address", "[defaults]"]);
 }
@@ -426,7 +510,7 @@ fn vars_under_defaults_belong_in_top_level_vars() {
         "connect_timeout = 2\nvars = { ntp = \"pool.ntp.org\" }\n",
     );
     let key = loc(&inv, "ntp = ");
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(INV, &[key, key.plus("ntp = ".len())])
         .mentions(&["[vars]"]);
 }
@@ -435,7 +519,7 @@ fn vars_under_defaults_belong_in_top_level_vars() {
 fn host_listing_a_host_name_as_its_group() {
     let p = Project::new();
     let inv = p.inventory_with("groups = [\"web\"]", "groups = [\"web\", \"db1\"]");
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(INV, &[loc(&inv, "\"db1\"")])
         .mentions(&["db1"]);
 }
@@ -447,7 +531,7 @@ fn invalid_host_name() {
     // The name is the key of the table header; the error may point at the header
     // or at the name in it.
     let header = loc(&inv, "[hosts.\"db 1\"]");
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(INV, &[header, header.plus(1), header.plus("[hosts.".len())])
         .mentions(&["db 1"]);
 }
@@ -459,13 +543,14 @@ fn empty_inventory_defines_no_hosts() {
         INV,
         "[defaults]\nuser = \"root\"\nport = @PORT@\n\n[vars]\nmotd = \"hi\"\n",
     );
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(INV, &[Loc { line: 1, col: 1 }])
         .mentions(&["no hosts"]);
 }
 
 #[test]
 fn secret_from_an_unset_environment_variable() {
+    // Offline, check and render only warn: the secret is needed to connect.
     let p = Project::new();
     let inv = p.inventory_with(
         "motd = \"welcome\"",
@@ -473,12 +558,16 @@ fn secret_from_an_unset_environment_variable() {
     );
     let key = loc(&inv, "db_password");
     p.plan(&[])
-        .fails_at(INV, &[key, loc(&inv, "{ secret = true")])
+        .fails_at(
+            INV,
+            &[key, loc_in(&inv, "db_password = { secret", "{ secret")],
+        )
         .mentions(&["db_password", UNSET_SECRET]);
 }
 
 #[test]
 fn secret_in_play_vars_from_an_unset_environment_variable() {
+    // Offline, check and render only warn: the secret is needed to connect.
     let p = Project::new();
     let pb = p.file(
         PB,
@@ -501,13 +590,14 @@ fn secret_with_two_sources() {
         "motd = \"welcome\"\napi_key = { secret = true, env = \"HOME\", value = \"x\" }",
     );
     let key = loc(&inv, "api_key = ");
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(INV, &[key, key.plus("api_key = ".len())])
         .mentions(&["api_key"]);
 }
 
 #[test]
 fn become_password_env_naming_an_unset_variable() {
+    // Offline, check and render only warn: the secret is needed to connect.
     let p = Project::new();
     let inv = p.inventory_with(
         "[hosts.db1]\naddress = \"127.0.0.1\"",
@@ -530,7 +620,7 @@ fn play_pattern_naming_an_unknown_host() {
     let p = Project::new();
     let pb = p.file(PB, &GOOD_PB.replace("hosts = \"all\"", "hosts = \"web9\""));
     let value = loc(&pb, "\"web9\"");
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[value, value.plus(1)])
         .mentions(&["web9"])
         .plans_nothing();
@@ -543,7 +633,7 @@ fn play_pattern_list_points_at_the_unknown_group_in_it() {
         PB,
         &GOOD_PB.replace("hosts = \"all\"", "hosts = \"web1, dbs\""),
     );
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[loc(&pb, "dbs")])
         .mentions(&["dbs"]);
 }
@@ -559,7 +649,7 @@ fn unknown_role() {
         ),
     );
     let value = loc(&pb, "\"docker_swarm\"");
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[value, value.plus(1)])
         .mentions(&["docker_swarm"]);
 }
@@ -569,7 +659,7 @@ fn play_without_hosts() {
     let p = Project::new();
     let pb = p.file(PB, &GOOD_PB.replace("hosts = \"all\"\n", ""));
     // The play is the offending text: its header or its first key.
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[loc(&pb, "[[play]]"), loc(&pb, "name = \"base\"")])
         .mentions(&["hosts"]);
 }
@@ -581,7 +671,7 @@ fn unknown_key_in_a_play() {
         PB,
         &GOOD_PB.replace("hosts = \"all\"", "hosts = \"all\"\nbecome_user = \"root\""),
     );
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[loc(&pb, "become_user")])
         .mentions(&["become_user"]);
 }
@@ -590,7 +680,7 @@ fn unknown_key_in_a_play() {
 fn playbook_without_plays() {
     let p = Project::new();
     p.file(PB, "# nothing yet\n");
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[Loc { line: 1, col: 1 }])
         .mentions(&["no plays"]);
 }
@@ -614,7 +704,7 @@ fn resource_header(text: &str, n: usize) -> Loc {
 fn resource_without_type() {
     let p = Project::new();
     let pb = p.playbook_plus("\n[[play.resources]]\npath = \"/etc/issue\"\ncontent = \"hi\"\n");
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(
             PB,
             &[resource_header(&pb, 1), loc(&pb, "path = \"/etc/issue\"")],
@@ -629,7 +719,7 @@ fn unknown_resource_type_flie() {
         "\n[[play.resources]]\ntype = \"flie\"\npath = \"/etc/issue\"\ncontent = \"hi\"\n",
     );
     let value = loc(&pb, "\"flie\"");
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[value, value.plus(1)])
         .mentions(&["flie"])
         .plans_nothing();
@@ -639,7 +729,7 @@ fn unknown_resource_type_flie() {
 fn resource_type_that_is_not_a_string() {
     let p = Project::new();
     let pb = p.playbook_plus("\n[[play.resources]]\ntype = 3\npath = \"/etc/issue\"\n");
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[loc_in(&pb, "type = 3", "3")])
         .mentions(&["type"]);
 }
@@ -650,7 +740,7 @@ fn unknown_key_mdoe_in_a_file_resource() {
     let pb = p.playbook_plus(
         "\n[[play.resources]]\ntype = \"file\"\npath = \"/etc/issue\"\ncontent = \"hi\"\nmdoe = \"0644\"\n",
     );
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[loc(&pb, "mdoe")])
         .mentions(&["mdoe"]);
 }
@@ -662,7 +752,7 @@ fn file_mode_0999_is_not_octal() {
         "\n[[play.resources]]\ntype = \"file\"\npath = \"/etc/issue\"\ncontent = \"hi\"\nmode = \"0999\"\n",
     );
     let value = loc(&pb, "\"0999\"");
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[value, value.plus(1)])
         .mentions(&["0999"]);
 }
@@ -674,7 +764,7 @@ fn directory_mode_644x_is_not_octal() {
         "\n[[play.resources]]\ntype = \"directory\"\npath = \"/srv/app\"\nmode = \"644x\"\n",
     );
     let value = loc(&pb, "\"644x\"");
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[value, value.plus(1)])
         .mentions(&["644x"]);
 }
@@ -689,7 +779,7 @@ fn file_with_both_content_and_template() {
     let pb = p.playbook_plus(
         "\n[[play.resources]]\ntype = \"file\"\npath = \"/etc/issue\"\ncontent = \"hi\"\ntemplate = \"issue.j2\"\n",
     );
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(
             PB,
             &[
@@ -709,7 +799,7 @@ fn file_template_that_does_not_exist() {
         "\n[[play.resources]]\ntype = \"file\"\npath = \"/etc/issue\"\ntemplate = \"isuse.j2\"\n",
     );
     let value = loc(&pb, "\"isuse.j2\"");
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[value, value.plus(1)])
         .mentions(&["isuse.j2"]);
 }
@@ -721,7 +811,7 @@ fn file_source_that_does_not_exist() {
         "\n[[play.resources]]\ntype = \"file\"\npath = \"/etc/issue\"\nsource = \"files/isue\"\n",
     );
     let value = loc(&pb, "\"files/isue\"");
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[value, value.plus(1)])
         .mentions(&["files/isue"]);
 }
@@ -732,7 +822,7 @@ fn undefined_variable_in_inline_content_points_inside_the_string() {
     let pb = p.playbook_plus(
         "\n[[play.resources]]\ntype = \"file\"\npath = \"/etc/issue\"\ncontent = \"Hello {{ site_nmae }}!\"\n",
     );
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[loc(&pb, "site_nmae")])
         .mentions(&["site_nmae", "undefined"])
         .plans_nothing();
@@ -746,7 +836,7 @@ fn undefined_variable_on_a_later_line_of_a_multiline_string() {
     );
     let at = loc(&pb, "motdd");
     assert_eq!(at.col, "line two {{ ".len() + 1);
-    p.plan(&[]).fails_at(PB, &[at]).mentions(&["motdd"]);
+    p.refused(&[]).fails_at(PB, &[at]).mentions(&["motdd"]);
 }
 
 #[test]
@@ -760,7 +850,7 @@ fn undefined_variable_in_a_template_file_names_the_template_and_line() {
         "\n[[play.resources]]\ntype = \"file\"\npath = \"/etc/nginx/conf.d/site.conf\"\ntemplate = \"nginx.conf.j2\"\n",
     );
     // Nobody defines `docroot`.
-    p.plan(&[])
+    p.refused(&[])
         .fails_at("templates/nginx.conf.j2", &[loc(&tmpl, "docroot")])
         .mentions(&["docroot", "undefined"])
         .plans_nothing();
@@ -777,7 +867,7 @@ fn template_file_with_an_unclosed_if() {
     // template, where the parser notices, is acceptable too.
     let last = tmpl.lines().last().expect("a last line");
     let end = loc(&tmpl, last).plus(last.len());
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(
             "templates/issue.j2",
             &[
@@ -801,7 +891,9 @@ fn template_syntax_error_empty_if_in_inline_content() {
     // `{% if %}` lacks its condition: the error points inside the tag.
     let tag = loc(&pb, "{% if %}");
     let cands: Vec<Loc> = (0.."{% if %}".len()).map(|i| tag.plus(i)).collect();
-    p.plan(&[]).fails_at(PB, &cands).mentions(&["syntax error"]);
+    p.refused(&[])
+        .fails_at(PB, &cands)
+        .mentions(&["syntax error"]);
 }
 
 #[test]
@@ -809,7 +901,7 @@ fn package_with_an_invalid_name() {
     let p = Project::new();
     let pb = p.playbook_plus("\n[[play.resources]]\ntype = \"package\"\nname = \"Nginx!\"\n");
     let value = loc(&pb, "\"Nginx!\"");
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[value, value.plus(1)])
         .mentions(&["Nginx!"]);
 }
@@ -821,7 +913,7 @@ fn package_list_points_at_the_invalid_name_in_it() {
         "\n[[play.resources]]\ntype = \"package\"\nname = [\"curl\", \"jq\", \"Htop\"]\n",
     );
     let value = loc(&pb, "\"Htop\"");
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[value, value.plus(1)])
         .mentions(&["Htop"]);
 }
@@ -832,7 +924,7 @@ fn package_cache_valid_time_of_the_wrong_type() {
     let pb = p.playbook_plus(
         "\n[[play.resources]]\ntype = \"package\"\nname = \"curl\"\ncache_valid_time = \"soon\"\n",
     );
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[loc(&pb, "\"soon\"")])
         .mentions(&["soon"]);
 }
@@ -841,7 +933,7 @@ fn package_cache_valid_time_of_the_wrong_type() {
 fn service_with_neither_enabled_nor_state() {
     let p = Project::new();
     let pb = p.playbook_plus("\n[[play.resources]]\ntype = \"service\"\nname = \"nginx\"\n");
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(
             PB,
             &[resource_header(&pb, 1), loc(&pb, "type = \"service\"")],
@@ -855,7 +947,7 @@ fn service_state_that_is_not_running_or_stopped() {
     let pb = p.playbook_plus(
         "\n[[play.resources]]\ntype = \"service\"\nname = \"nginx\"\nstate = \"started\"\n",
     );
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[loc(&pb, "\"started\"")])
         .mentions(&["started"]);
 }
@@ -867,7 +959,7 @@ fn user_with_an_invalid_authorized_key() {
         "\n[[play.resources]]\ntype = \"user\"\nname = \"deploy\"\nauthorized_keys = [\n  \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBcd ops@laptop\",\n  \"ssh-ed25519 ops@laptop\",\n]\n",
     );
     let value = loc(&pb, "\"ssh-ed25519 ops@laptop\"");
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[value, value.plus(1)])
         .mentions(&["SSH public key"]);
 }
@@ -879,7 +971,7 @@ fn user_with_an_invalid_group_name() {
         "\n[[play.resources]]\ntype = \"user\"\nname = \"deploy\"\ngroups = [\"sudo\", \"Docker\"]\n",
     );
     let value = loc(&pb, "\"Docker\"");
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[value, value.plus(1)])
         .mentions(&["Docker"]);
 }
@@ -891,7 +983,7 @@ fn relative_file_path() {
         "\n[[play.resources]]\ntype = \"file\"\npath = \"etc/issue\"\ncontent = \"hi\"\n",
     );
     let value = loc(&pb, "\"etc/issue\"");
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[value, value.plus(1)])
         .mentions(&["etc/issue", "absolute"]);
 }
@@ -903,7 +995,7 @@ fn validate_command_without_placeholder() {
         "\n[[play.resources]]\ntype = \"file\"\npath = \"/etc/ssh/sshd_config.d/10-slipway.conf\"\ncontent = \"PasswordAuthentication no\\n\"\nvalidate = \"sshd -t\"\n",
     );
     let value = loc(&pb, "\"sshd -t\"");
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[value, value.plus(1)])
         .mentions(&["{}"]);
 }
@@ -915,7 +1007,7 @@ fn command_creates_with_a_relative_path() {
         "\n[[play.resources]]\ntype = \"command\"\nrun = \"touch /var/lib/done\"\ncreates = \"var/lib/done\"\n",
     );
     let value = loc(&pb, "\"var/lib/done\"");
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[value, value.plus(1)])
         .mentions(&["var/lib/done"]);
 }
@@ -929,7 +1021,7 @@ fn sysctl_with_a_table_value() {
     // The offending entry: its key or its value.
     let key = loc(&pb, "\"net.core.somaxconn\"");
     let value = loc(&pb, "{ max = 4096 }");
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[key, value])
         .mentions(&["net.core.somaxconn"]);
 }
@@ -941,7 +1033,7 @@ fn sysctl_name_that_cannot_name_a_file() {
         "\n[[play.resources]]\ntype = \"sysctl\"\nname = \"../net\"\nsettings = { \"net.ipv4.ip_forward\" = 1 }\n",
     );
     let value = loc(&pb, "\"../net\"");
-    p.plan(&[]).fails_at(PB, &[value, value.plus(1)]);
+    p.refused(&[]).fails_at(PB, &[value, value.plus(1)]);
 }
 
 #[test]
@@ -949,7 +1041,7 @@ fn group_with_an_invalid_name() {
     let p = Project::new();
     let pb = p.playbook_plus("\n[[play.resources]]\ntype = \"group\"\nname = \"Admins\"\n");
     let value = loc(&pb, "\"Admins\"");
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[value, value.plus(1)])
         .mentions(&["Admins"]);
 }
@@ -963,7 +1055,7 @@ fn error_in_a_later_play_is_still_found_before_connecting() {
             "{GOOD_PB}\n[[play]]\nname = \"web\"\nhosts = \"web\"\n\n[[play.resources]]\ntype = \"file\"\npath = \"/etc/issue\"\ncontent = \"{{{{ site }}}} {{{{ sitee }}}}\"\n"
         ),
     );
-    p.plan(&[])
+    p.refused(&[])
         .fails_at(PB, &[loc(&pb, "sitee")])
         .mentions(&["sitee"]);
 }
@@ -973,7 +1065,7 @@ fn error_in_a_later_play_is_still_found_before_connecting() {
 #[test]
 fn extra_var_without_equals_sign() {
     let p = Project::new();
-    p.plan(&["-e", "deploy_user"])
+    p.refused(&["-e", "deploy_user"])
         .fails()
         .mentions(&["deploy_user", "key=value"])
         .plans_nothing();
@@ -982,7 +1074,7 @@ fn extra_var_without_equals_sign() {
 #[test]
 fn extra_var_with_an_invalid_name() {
     let p = Project::new();
-    p.plan(&["-e", "deploy-user=ops"])
+    p.refused(&["-e", "deploy-user=ops"])
         .fails()
         .mentions(&["deploy-user"]);
 }
@@ -990,7 +1082,7 @@ fn extra_var_with_an_invalid_name() {
 #[test]
 fn limit_naming_an_unknown_host() {
     let p = Project::new();
-    p.plan(&["--limit", "web7"])
+    p.refused(&["--limit", "web7"])
         .fails()
         .mentions(&["web7"])
         .plans_nothing();
@@ -1002,7 +1094,7 @@ fn extra_var_does_not_hide_an_undefined_variable() {
     let pb = p.playbook_plus(
         "\n[[play.resources]]\ntype = \"file\"\npath = \"/etc/issue\"\ncontent = \"{{ release }} {{ relase }}\"\n",
     );
-    p.plan(&["-e", "release=24.04"])
+    p.refused(&["-e", "release=24.04"])
         .fails_at(PB, &[loc(&pb, "relase")])
         .mentions(&["relase"]);
 }
@@ -1014,7 +1106,7 @@ fn limit_to_one_host_still_checks_its_resources() {
     let pb = p.playbook_plus(
         "\n[[play.resources]]\ntype = \"file\"\npath = \"/etc/issue\"\ncontent = \"{{ site }}\"\n",
     );
-    p.plan(&["--limit", "db1"])
+    p.refused(&["--limit", "db1"])
         .fails_at(PB, &[loc_in(&pb, "\"{{ site }}\"", "site")])
         .mentions(&["site"]);
 }
