@@ -18,6 +18,7 @@ pub mod ufw;
 pub mod user;
 
 pub mod fsattr;
+pub mod kind;
 mod spec;
 
 use std::fmt::Debug;
@@ -26,7 +27,75 @@ use crate::facts::HostFacts;
 use crate::plan::change::{Attr, Change};
 use crate::shell::Script;
 
+pub use kind::{KINDS, Kind};
 pub use spec::{BuildContext, build};
+
+/// What of a host a resource manages, which no other resource on that host may
+/// manage too (see `desired`): two owners of one file or one sysctl key undo
+/// each other on every apply, or one silently wins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Managed {
+    pub thing: Thing,
+    pub key: String,
+    /// `None`: this resource alone may manage it. `Some(want)`: others may
+    /// too, as long as they want the same (a package installed by two roles).
+    pub want: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Thing {
+    /// A file or directory (one namespace: a file where a directory is wanted conflicts too).
+    Path,
+    Package,
+    /// A systemd unit.
+    Unit,
+    User,
+    Group,
+    SysctlKey,
+    /// A user's membership of a group, as `USER:GROUP`: only ever added, so shareable.
+    Membership,
+}
+
+impl Thing {
+    pub fn noun(self) -> &'static str {
+        match self {
+            Thing::Path => "path",
+            Thing::Package => "package",
+            Thing::Unit => "systemd unit",
+            Thing::User => "user",
+            Thing::Group => "group",
+            Thing::SysctlKey => "sysctl key",
+            Thing::Membership => "group membership",
+        }
+    }
+}
+
+impl Managed {
+    /// Managed by this resource alone.
+    pub fn sole(thing: Thing, key: impl Into<String>) -> Self {
+        Self {
+            thing,
+            key: key.into(),
+            want: None,
+        }
+    }
+
+    /// Shareable with resources that want the same.
+    pub fn shared(thing: Thing, key: impl Into<String>, want: &'static str) -> Self {
+        Self {
+            thing,
+            key: key.into(),
+            want: Some(want),
+        }
+    }
+
+    /// Whether two resources may both manage what `self` and `other` name.
+    pub fn compatible(&self, other: &Managed) -> bool {
+        self.thing != other.thing
+            || self.key != other.key
+            || (self.want.is_some() && self.want == other.want)
+    }
+}
 
 /// What a probe saw, handed to [`Resource::plan`] and [`Resource::apply`].
 pub struct Observed<'a> {
@@ -195,6 +264,12 @@ pub trait Resource: Send + Sync + Debug {
     /// Whether a probe after apply must find nothing left to do (false for commands).
     fn converges(&self) -> bool {
         true
+    }
+
+    /// What of the host this resource manages: two resources of one host may
+    /// not manage the same thing (see [`Managed`]). Checked before any connection.
+    fn manages(&self) -> Vec<Managed> {
+        Vec::new()
     }
 }
 

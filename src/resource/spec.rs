@@ -50,32 +50,31 @@ impl<'a> BuildContext<'a> {
     }
 }
 
-const KINDS: &str = "file, directory, package, service, user, group, command, sysctl";
-
 pub fn build<'a>(node: &Node<'a>, ctx: &BuildContext<'a>) -> InputResult<Box<dyn Resource>> {
     let mut node = node.clone();
     render_strings(&mut node, ctx)?;
     let Some(kind) = node.get_ref().get("type") else {
         return Err(ctx
             .error(&node, "resource has no `type`")
-            .with_help(format!("add type = \"...\", one of: {KINDS}")));
+            .with_help(format!(
+                "add type = \"...\", one of: {}",
+                super::kind::inline_names()
+            )));
     };
     let Some(kind_name) = kind.get_ref().as_str() else {
         return Err(ctx.error(kind, "`type` must be a string"));
     };
-    match kind_name {
-        "file" => super::file::build(&node, ctx),
-        "directory" => super::directory::build(&node, ctx),
-        "package" => super::package::build(&node, ctx),
-        "service" => super::service::build(&node, ctx),
-        "user" => super::user::build(&node, ctx),
-        "group" => super::group::build(&node, ctx),
-        "command" => super::command::build(&node, ctx),
-        "sysctl" => super::sysctl::build(&node, ctx),
-        other => Err(ctx
-            .error(kind, format!("unknown resource type `{other}`"))
-            .with_help(format!("one of: {KINDS}"))),
+    if let Some(build) = super::kind::inline(kind_name).and_then(|k| k.build) {
+        return build(&node, ctx);
     }
+    let message = if super::KINDS.iter().any(|k| k.name == kind_name) {
+        format!("resource type `{kind_name}` is made by built-in roles only")
+    } else {
+        format!("unknown resource type `{kind_name}`")
+    };
+    Err(ctx
+        .error(kind, message)
+        .with_help(format!("one of: {}", super::kind::inline_names())))
 }
 
 fn render_strings<'a>(node: &mut Node<'a>, ctx: &BuildContext<'a>) -> InputResult<()> {
