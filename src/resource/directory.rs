@@ -54,6 +54,10 @@ impl Resource for Directory {
         format!("directory:{}", self.path)
     }
 
+    fn manages(&self) -> Vec<super::Managed> {
+        vec![super::Managed::sole(super::Thing::Path, &self.path)]
+    }
+
     fn probe(&self) -> String {
         format!("p={}\n{PROBE_STAT}", q(&self.path))
     }

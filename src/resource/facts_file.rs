@@ -41,6 +41,10 @@ impl Resource for FactsFile {
         self.file.id()
     }
 
+    fn manages(&self) -> Vec<super::Managed> {
+        self.file.manages()
+    }
+
     fn probe(&self) -> String {
         self.file.probe()
     }

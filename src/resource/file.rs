@@ -150,6 +150,10 @@ impl Resource for File {
         format!("file:{}", self.path)
     }
 
+    fn manages(&self) -> Vec<super::Managed> {
+        vec![super::Managed::sole(super::Thing::Path, &self.path)]
+    }
+
     fn probe(&self) -> String {
         format!(
             "p={}\n{PROBE_STAT}if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then printf 'sha256=%s\\n' \"$(sha256sum < \"$p\" | cut -d' ' -f1)\"; fi\n",

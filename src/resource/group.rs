@@ -58,6 +58,10 @@ impl Resource for Group {
         format!("group:{}", self.name)
     }
 
+    fn manages(&self) -> Vec<super::Managed> {
+        vec![super::Managed::sole(super::Thing::Group, &self.name)]
+    }
+
     fn probe(&self) -> String {
         format!(
             "getent group {} | cut -d: -f3 | sed 's/^/gid=/'\n",

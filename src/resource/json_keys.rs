@@ -85,6 +85,15 @@ impl Resource for JsonKeys {
         format!("json:{}", self.path)
     }
 
+    /// Every role's keys of one file become one resource (see `desired`).
+    fn manages(&self) -> Vec<super::Managed> {
+        vec![super::Managed::shared(
+            super::Thing::Path,
+            &self.path,
+            "JSON keys",
+        )]
+    }
+
     fn probe(&self) -> String {
         // The file's own probe (type, mode, owner, sha256), plus its content.
         format!(

@@ -117,6 +117,18 @@ impl Resource for Package {
         format!("package:{}", self.names.join(","))
     }
 
+    /// Two resources may both install a package, or both remove it; not one each.
+    fn manages(&self) -> Vec<super::Managed> {
+        let want = match self.state {
+            PackageState::Present | PackageState::Latest => "installed",
+            PackageState::Absent => "absent",
+        };
+        self.names
+            .iter()
+            .map(|n| super::Managed::shared(super::Thing::Package, n, want))
+            .collect()
+    }
+
     fn probe(&self) -> String {
         let mut sh = format!(
             "dpkg-query -W -f='pkg=${{Package}} ${{db:Status-Abbrev}} ${{Version}}\\n' {} 2>/dev/null\n",

@@ -115,6 +115,10 @@ impl Resource for Service {
         format!("service:{}", self.name)
     }
 
+    fn manages(&self) -> Vec<super::Managed> {
+        vec![super::Managed::sole(super::Thing::Unit, &self.name)]
+    }
+
     fn probe(&self) -> String {
         let n = q(&self.name);
         let mut sh = format!(

@@ -57,6 +57,10 @@ impl Resource for SshdConfig {
         format!("sshd:{}", self.file.path)
     }
 
+    fn manages(&self) -> Vec<super::Managed> {
+        self.file.manages()
+    }
+
     fn probe(&self) -> String {
         format!(
             "{}printf 'socket=%s\\n' \"$(systemctl is-active ssh.socket 2>/dev/null)\"\n\

@@ -113,6 +113,46 @@ impl Resource for User {
         format!("user:{}", self.name)
     }
 
+    /// A user that only asks for group memberships (the docker role's users)
+    /// manages those memberships, which only ever get added; any other
+    /// setting makes the account this resource's own.
+    fn manages(&self) -> Vec<super::Managed> {
+        // Destructured whole, so a new field must be considered here.
+        let User {
+            name,
+            uid,
+            groups,
+            shell,
+            home,
+            system,
+            password_locked,
+            authorized_keys,
+            exclusive_keys,
+            state,
+        } = self;
+        let memberships_only = uid.is_none()
+            && shell.is_none()
+            && home.is_none()
+            && !system
+            && password_locked.is_none()
+            && authorized_keys.is_empty()
+            && !exclusive_keys
+            && *state == Presence::Present;
+        if memberships_only {
+            return groups
+                .iter()
+                .map(|g| {
+                    super::Managed::shared(
+                        super::Thing::Membership,
+                        format!("{name}:{g}"),
+                        "member",
+                    )
+                })
+                .collect();
+        }
+        vec![super::Managed::sole(super::Thing::User, name)]
+    }
+
     fn probe(&self) -> String {
         // The shadow field is only classified, never printed.
         format!(

@@ -209,6 +209,21 @@ impl Resource for Ufw {
         "ufw:firewall".to_string()
     }
 
+    /// The files UFW keeps its state in, which `ufw` rewrites.
+    fn manages(&self) -> Vec<super::Managed> {
+        [
+            "/etc/ufw/user.rules",
+            "/etc/ufw/user6.rules",
+            "/etc/ufw/ufw.conf",
+            "/etc/default/ufw",
+            "/etc/ufw/after.rules",
+            "/etc/ufw/after6.rules",
+        ]
+        .into_iter()
+        .map(|p| super::Managed::sole(super::Thing::Path, p))
+        .collect()
+    }
+
     /// Rules that would shut SSH out are caught before enabling (see
     /// `apply`), but not a rule for the wrong source address: an enabled
     /// firewall's changes are proven by a new login, or reverted.
