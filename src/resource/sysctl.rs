@@ -134,6 +134,18 @@ impl Resource for Sysctl {
         format!("sysctl:{}", self.name)
     }
 
+    /// The drop-in, and every key: two drop-ins setting one key leave it to
+    /// the file that sorts last.
+    fn manages(&self) -> Vec<super::Managed> {
+        let mut out = vec![super::Managed::sole(super::Thing::Path, self.path())];
+        out.extend(
+            self.settings
+                .keys()
+                .map(|k| super::Managed::sole(super::Thing::SysctlKey, k)),
+        );
+        out
+    }
+
     fn probe(&self) -> String {
         let mut sh = self.drop_in().probe();
         for k in self.settings.keys() {
