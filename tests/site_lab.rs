@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::lab::Lab;
+use common::lab::{Lab, LabOs};
 use common::run::{Project, Run, run, slipway};
 
 /// An inventory for `lab` in the shape of inventories/lab.toml: the deploy user
@@ -49,8 +49,17 @@ fn go(p: &Project, inventory: &Path, args: &[&str]) -> Run {
 }
 
 #[test]
-fn the_site_playbook_builds_a_hardened_swarm_from_fresh_hosts() {
-    let lab = Lab::start("site", 3);
+fn the_site_playbook_builds_a_hardened_swarm_from_fresh_debian_hosts() {
+    the_site_playbook_builds_a_hardened_swarm(LabOs::Debian);
+}
+
+#[test]
+fn the_site_playbook_builds_a_hardened_swarm_from_fresh_ubuntu_hosts() {
+    the_site_playbook_builds_a_hardened_swarm(LabOs::Ubuntu);
+}
+
+fn the_site_playbook_builds_a_hardened_swarm(os: LabOs) {
+    let lab = Lab::start_os(&format!("site-{os}"), 3, os);
     let p = Project::new();
     let inv = p.write("inventory.toml", &inventory(&lab, ""));
 
@@ -61,7 +70,11 @@ fn the_site_playbook_builds_a_hardened_swarm_from_fresh_hosts() {
         "+ user:deploy  create user deploy",
         "sshd:/etc/ssh/sshd_config.d/00-slipway-hardening.conf",
         "+ package:docker.io,curl  install docker.io, curl",
-        "+ ufw:firewall  install and enable the firewall (ufw)",
+        match os {
+            // Ubuntu's server image has ufw installed, inactive.
+            LabOs::Ubuntu => "~ ufw:firewall  enable the firewall (ufw)",
+            LabOs::Debian => "+ ufw:firewall  install and enable the firewall (ufw)",
+        },
         "initialise a new swarm, advertising",
         "join the swarm as a worker via",
         "token: (known after apply)",
@@ -79,7 +92,7 @@ fn the_site_playbook_builds_a_hardened_swarm_from_fresh_hosts() {
     let started = std::time::Instant::now();
     let applied = go(&p, &inv, &["apply", "--user", "root", "--yes"]).expect(0);
     eprintln!(
-        "first converge of 3 hosts: {:.1} s",
+        "first converge of 3 {os} hosts: {:.1} s",
         started.elapsed().as_secs_f64()
     );
     assert!(
@@ -97,7 +110,7 @@ fn the_site_playbook_builds_a_hardened_swarm_from_fresh_hosts() {
     )
     .expect(0);
     eprintln!(
-        "no-op plan of 3 hosts: {:.2} s",
+        "no-op plan of 3 {os} hosts: {:.2} s",
         started.elapsed().as_secs_f64()
     );
     for h in again.json()["hosts"].as_array().unwrap() {
@@ -142,8 +155,16 @@ fn the_site_playbook_builds_a_hardened_swarm_from_fresh_hosts() {
 
     monitoring_stack_is_deployed_and_follows_its_files(&lab, &p, &inv);
 
-    // SSH: root is refused, the deploy user gets in with its key and reaches root through sudo.
+    // SSH: root and passwords are refused (on Ubuntu despite cloud-init's drop-in that
+    // allows passwords), the deploy user gets in with its key and reaches root through sudo.
     for i in 0..3 {
+        let effective = lab.exec_ok(i, "sshd -T");
+        for setting in ["passwordauthentication no", "permitrootlogin no"] {
+            assert!(
+                effective.lines().any(|l| l == setting),
+                "{setting}:\n{effective}"
+            );
+        }
         assert!(
             !lab.ssh_as(i, "root", "true").status.success(),
             "root login must be refused"
