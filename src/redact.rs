@@ -1,8 +1,17 @@
 //! Keeps secret values out of everything slipway prints or saves.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, LazyLock, RwLock};
 
 pub const SENSITIVE: &str = "(sensitive)";
+
+/// Every secret any redactor of this process has seen: what the edge (the
+/// error, warning and output printers) redacts with, whichever run found it.
+static GLOBAL: LazyLock<Redactor> = LazyLock::new(Redactor::default);
+
+/// The process-wide redactor, holding the secrets of every [`Redactor`].
+pub fn global() -> &'static Redactor {
+    &GLOBAL
+}
 
 /// The set of secret values known to this run. Cheap to clone; shared by all hosts.
 #[derive(Clone, Default, Debug)]
@@ -35,6 +44,15 @@ impl Redactor {
             // Longest first, so a secret that contains another is replaced whole.
             secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         }
+        drop(secrets);
+        if !Arc::ptr_eq(&self.secrets, &GLOBAL.secrets) {
+            GLOBAL.add(secret);
+        }
+    }
+
+    /// The secret values, longest first.
+    pub fn secrets(&self) -> Vec<String> {
+        self.secrets.read().expect("redactor lock").clone()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -88,5 +106,16 @@ mod tests {
         );
         assert!(r.touches(b"xx hunter2 yy"));
         assert!(!r.touches(b"hunter"));
+    }
+
+    #[test]
+    fn every_secret_reaches_the_process_wide_redactor() {
+        let r = Redactor::offline();
+        r.add("global-test-secret-1");
+        assert_eq!(
+            global().redact("x global-test-secret-1 y"),
+            "x (sensitive) y"
+        );
+        assert!(!global().is_offline());
     }
 }

@@ -92,16 +92,46 @@ pub fn main() -> i32 {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    // Every error passes here, and every secret the run met is known by now.
+    let redactor = crate::redact::global();
     match runtime.block_on(commands::run(cli.command, &ui)) {
         Ok(code) => code,
         Err(CliError::Input(e)) => {
-            eprintln!("{:?}", miette::Report::new(e));
+            let report = miette::Report::new(e.for_display(redactor));
+            eprintln!("{}", redactor.redact(&format!("{report:?}")));
             EXIT_ERROR
         }
         Err(CliError::Message(m)) => {
-            eprintln!("{} {m}", ui.palette.red("error:"));
+            eprintln!("{} {}", ui.palette.red("error:"), redactor.redact(&m));
             EXIT_ERROR
         }
+    }
+}
+
+/// Log lines (warnings, -v, -vv) go to stderr through the redactor, one
+/// event at a time, so no secret reaches them whatever logged it.
+struct RedactedStderr(Vec<u8>);
+
+impl std::io::Write for RedactedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(&self.0);
+        let text = crate::redact::global().redact(&text);
+        self.0.clear();
+        std::io::stderr().write_all(text.as_bytes())
+    }
+}
+
+impl Drop for RedactedStderr {
+    fn drop(&mut self) {
+        let _ = std::io::Write::flush(self);
     }
 }
 
@@ -115,7 +145,7 @@ fn init_tracing(verbose: u8, ansi: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| RedactedStderr(Vec::new()))
         .with_target(false)
         .with_ansi(ansi);
     // Timestamps help read a trace (-v); a warning on its own reads better without one.
