@@ -94,8 +94,9 @@ pub struct Selection {
     #[arg(short, long, value_name = "HOST|GROUP[,..]")]
     pub limit: Option<String>,
 
-    /// How many hosts to work on at once
-    #[arg(short, long, default_value_t = 20, value_name = "N")]
+    /// How many hosts to work on at once (at least 1)
+    #[arg(short, long, default_value_t = 20, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub forks: usize,
 
     #[command(flatten)]

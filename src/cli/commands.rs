@@ -99,6 +99,9 @@ fn print_report(ui: &Ui, reports: &[HostReport]) {
 async fn plan(args: PlanArgs, ui: &Ui) -> Result<i32, CliError> {
     let opts = load_options(&args.sel, &args.playbook)?;
     let (engine, states) = prepare(&opts, args.sel.forks, new_salt())?;
+    if let Some(out) = &args.out {
+        writable(out)?;
+    }
     let progress = ui.progress();
     let sessions = engine.open_all(states, false, progress.as_ref()).await;
     let sessions = engine.close_all(sessions).await;
@@ -123,6 +126,39 @@ async fn plan(args: PlanArgs, ui: &Ui) -> Result<i32, CliError> {
     } else {
         EXIT_OK
     })
+}
+
+/// Whether a plan can be saved at `path`, found out before any host is
+/// contacted: nothing is written (a file that is there is opened, not changed).
+fn writable(path: &Path) -> Result<(), CliError> {
+    let refuse = |why: String| {
+        CliError::Message(format!(
+            "--out {}: cannot save the plan there: {why}; nothing was contacted",
+            path.display()
+        ))
+    };
+    if path.as_os_str().is_empty() {
+        return Err(refuse("the path is empty".into()));
+    }
+    if path.is_dir() {
+        return Err(refuse("it is a directory".into()));
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(refuse(format!("{} is not a directory", dir.display())));
+    }
+    // The plan is written beside its path, then renamed over it.
+    tempfile::NamedTempFile::new_in(dir).map_err(|e| refuse(e.to_string()))?;
+    if path.exists() {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| refuse(e.to_string()))?;
+    }
+    Ok(())
 }
 
 async fn apply(args: ApplyArgs, ui: &Ui) -> Result<i32, CliError> {

@@ -1,6 +1,7 @@
 //! The inventory: which hosts exist, how to reach them, and their variables.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -28,16 +29,16 @@ pub enum Become {
 #[serde(deny_unknown_fields)]
 struct Settings {
     address: Option<Spanned<String>>,
-    port: Option<u16>,
-    user: Option<String>,
-    identity_file: Option<String>,
-    known_hosts: Option<String>,
+    port: Option<Spanned<u16>>,
+    user: Option<Spanned<String>>,
+    identity_file: Option<Spanned<String>>,
+    known_hosts: Option<Spanned<String>>,
     host_key_checking: Option<HostKeyPolicy>,
     #[serde(rename = "become")]
     become_: Option<Become>,
     become_password_env: Option<Spanned<String>>,
     connect_timeout: Option<u64>,
-    proxy_jump: Option<String>,
+    proxy_jump: Option<Spanned<String>>,
     #[serde(default)]
     groups: Vec<Spanned<String>>,
     #[serde(default)]
@@ -89,6 +90,8 @@ pub struct Inventory {
     pub hosts: Vec<Host>,
     /// Group name to member host names, in inventory order.
     pub groups: BTreeMap<String, Vec<String>>,
+    /// Where each host's `identity_file` is written, by host name.
+    pub identity_file_spans: BTreeMap<String, Range<usize>>,
 }
 
 impl Inventory {
@@ -99,6 +102,12 @@ impl Inventory {
         let defaults = raw
             .defaults
             .unwrap_or_else(|| Spanned::new(0..0, Settings::default()));
+        for settings in std::iter::once(&defaults)
+            .chain(raw.groups.values())
+            .chain(raw.hosts.values())
+        {
+            check_settings(src, settings.get_ref())?;
+        }
         for (what, settings) in std::iter::once(("[defaults]", &defaults))
             .chain(raw.groups.values().map(|g| ("a group", g)))
         {
@@ -150,6 +159,7 @@ impl Inventory {
         let mut groups: BTreeMap<String, Vec<String>> =
             raw.groups.keys().map(|g| (g.clone(), Vec::new())).collect();
         let mut hosts = Vec::new();
+        let mut identity_file_spans = BTreeMap::new();
         for (name, spanned) in &raw.hosts {
             check_name(src, name, spanned.span(), "host")?;
             let h = spanned.get_ref();
@@ -175,8 +185,17 @@ impl Inventory {
             }
             layers.push(h);
             vars::layer(&mut merged_vars, &vars::resolve(&h.vars, src, redactor)?);
-            let pick = |f: fn(&Settings) -> Option<String>| layers.iter().rev().find_map(|s| f(s));
-            let known_hosts = pick(|s| s.known_hosts.clone())
+            let pick = |f: fn(&Settings) -> Option<&Spanned<String>>| {
+                layers
+                    .iter()
+                    .rev()
+                    .find_map(|s| f(s))
+                    .map(|v| v.get_ref().clone())
+            };
+            if let Some(f) = layers.iter().rev().find_map(|s| s.identity_file.as_ref()) {
+                identity_file_spans.insert(name.clone(), f.span());
+            }
+            let known_hosts = pick(|s| s.known_hosts.as_ref())
                 .map(|p| super::expand_path(&p, &base_dir))
                 .unwrap_or_else(|| super::home_dir().join(".ssh/known_hosts"));
             hosts.push(Host {
@@ -186,9 +205,12 @@ impl Inventory {
                     .as_ref()
                     .map_or_else(|| name.clone(), |a| a.get_ref().clone()),
                 address_given: h.address.is_some(),
-                port: layers.iter().rev().find_map(|s| s.port),
-                user: pick(|s| s.user.clone()),
-                identity_file: pick(|s| s.identity_file.clone())
+                port: layers
+                    .iter()
+                    .rev()
+                    .find_map(|s| s.port.as_ref().map(|p| *p.get_ref())),
+                user: pick(|s| s.user.as_ref()),
+                identity_file: pick(|s| s.identity_file.as_ref())
                     .map(|p| super::expand_path(&p, &base_dir)),
                 known_hosts,
                 host_key_policy: layers
@@ -212,7 +234,7 @@ impl Inventory {
                         .find_map(|s| s.connect_timeout)
                         .unwrap_or(10),
                 ),
-                proxy_jump: pick(|s| s.proxy_jump.clone()),
+                proxy_jump: pick(|s| s.proxy_jump.as_ref()),
                 password: None,
                 groups: h.groups.iter().map(|g| g.get_ref().clone()).collect(),
                 vars: merged_vars,
@@ -222,6 +244,7 @@ impl Inventory {
             source,
             hosts,
             groups,
+            identity_file_spans,
         })
     }
 
@@ -230,8 +253,12 @@ impl Inventory {
     }
 
     /// Host names matching a pattern: `all`, a group, a host, or a comma list of those.
-    /// Unknown names are returned as `Err(name)`.
+    /// Unknown names are returned as `Err(name)`; a pattern naming nothing at
+    /// all (empty, or only commas) as `Err("")`.
     pub fn select(&self, pattern: &str) -> Result<Vec<String>, String> {
+        if pattern.split(',').all(|p| p.trim().is_empty()) {
+            return Err(String::new());
+        }
         let mut out: Vec<String> = Vec::new();
         for part in pattern.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let names: Vec<String> = if part == "all" {
@@ -265,6 +292,117 @@ impl Inventory {
         v.extend(self.hosts.iter().map(|h| h.name.clone()));
         v
     }
+}
+
+/// Values of connection settings that cannot work, refused where they are written.
+fn check_settings(src: &SourceFile, s: &Settings) -> InputResult<()> {
+    if let Some(port) = &s.port
+        && *port.get_ref() == 0
+    {
+        return Err(src.error(port.span(), "port 0 is not a port: use 1 to 65535"));
+    }
+    if let Some(user) = &s.user {
+        check_user(user.get_ref()).map_err(|m| src.error(user.span(), format!("user: {m}")))?;
+    }
+    if let Some(addr) = &s.address {
+        check_address(addr.get_ref()).map_err(|(m, help)| {
+            src.error(addr.span(), format!("address: {m}"))
+                .with_help(help)
+        })?;
+    }
+    for (key, value) in [
+        ("identity_file", &s.identity_file),
+        ("known_hosts", &s.known_hosts),
+    ] {
+        if let Some(v) = value
+            && v.get_ref().trim().is_empty()
+        {
+            return Err(src.error(v.span(), format!("{key} is empty: give the path of a file")));
+        }
+    }
+    if let Some(jump) = &s.proxy_jump {
+        check_proxy_jump(jump.get_ref()).map_err(|m| {
+            src.error(jump.span(), format!("proxy_jump: {m}"))
+                .with_help(
+                    "write [user@]host[:port], several hops separated by commas, or \"none\"",
+                )
+        })?;
+    }
+    Ok(())
+}
+
+/// A login name for SSH: not empty, no spaces, no `@` or `:` (which would
+/// read as part of an address).
+pub fn check_user(user: &str) -> Result<(), String> {
+    if user.is_empty() {
+        return Err("the user name is empty".into());
+    }
+    if let Some(c) = user
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '@' | ':' | '/'))
+    {
+        return Err(format!("`{user}` is not a user name: it contains {c:?}"));
+    }
+    Ok(())
+}
+
+/// A host name or an IP address, without a port (which has its own setting).
+fn check_address(addr: &str) -> Result<(), (String, &'static str)> {
+    let port_help = "write the port separately: port = 2222";
+    if addr.trim().is_empty() {
+        return Err((
+            "the address is empty".into(),
+            "give a host name or an IP address, or leave address out to use the host's name",
+        ));
+    }
+    if addr.starts_with('[') || addr.matches(':').count() == 1 {
+        return Err((
+            format!("`{addr}` holds a port; the address is the host alone"),
+            port_help,
+        ));
+    }
+    if addr.contains(':') && addr.parse::<std::net::Ipv6Addr>().is_err() {
+        return Err((format!("`{addr}` is not an IPv6 address"), port_help));
+    }
+    if let Some(c) = addr
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '@' | '/'))
+    {
+        return Err((
+            format!("`{addr}` is not a host name or IP address: it contains {c:?}"),
+            "give a host name or an IP address; the user has its own setting: user = \"deploy\"",
+        ));
+    }
+    Ok(())
+}
+
+/// `none`, or one or more hops `[user@]host[:port]` separated by commas.
+fn check_proxy_jump(jump: &str) -> Result<(), String> {
+    if jump == "none" {
+        return Ok(());
+    }
+    if jump.trim().is_empty() {
+        return Err("it is empty".into());
+    }
+    for hop in jump.split(',') {
+        let j = crate::transport::ssh_config::parse_jump(hop)?;
+        if let Some(c) = j
+            .host
+            .chars()
+            .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '@' | '/'))
+        {
+            return Err(format!(
+                "bad ProxyJump hop {hop:?}: the host contains {c:?}"
+            ));
+        }
+        if j.port == Some(0) {
+            return Err(format!("bad ProxyJump hop {hop:?}: port 0"));
+        }
+        if let Some(user) = &j.user {
+            check_user(user).map_err(|m| format!("bad ProxyJump hop {hop:?}: {m}"))?;
+        }
+    }
+    Ok(())
 }
 
 fn check_name(

@@ -49,6 +49,9 @@ impl Project {
         } else {
             Redactor::default()
         };
+        if let Some(user) = &opts.user {
+            inventory::check_user(user).map_err(|m| InputError::plain(format!("--user: {m}")))?;
+        }
         let mut inventory = Inventory::load(SourceFile::read(&opts.inventory)?, &redactor)?;
         if let Some(user) = &opts.user {
             for h in &mut inventory.hosts {
@@ -64,10 +67,16 @@ impl Project {
         let limit = match &opts.limit {
             None => inventory.hosts.iter().map(|h| h.name.clone()).collect(),
             Some(pattern) => inventory.select(pattern).map_err(|unknown| {
-                InputError::plain(format!("--limit: no host or group named `{unknown}`"))
+                let message = if unknown.is_empty() {
+                    format!("--limit {pattern:?} names no host or group")
+                } else {
+                    format!("--limit: no host or group named `{unknown}`")
+                };
+                InputError::plain(message)
                     .with_help(format!("known: {}", inventory.names().join(", ")))
             })?,
         };
+        check_identity_files(&inventory, &limit, redactor.is_offline())?;
         let templates_dir = opts
             .templates_dir
             .clone()
@@ -82,6 +91,41 @@ impl Project {
             limit,
         })
     }
+}
+
+/// Every selected host's `identity_file` must exist before connecting; only
+/// hosts need it, so offline commands warn.
+fn check_identity_files(inventory: &Inventory, limit: &[String], offline: bool) -> InputResult<()> {
+    for name in limit {
+        let Some(host) = inventory.host(name) else {
+            continue;
+        };
+        let Some(path) = &host.identity_file else {
+            continue;
+        };
+        if path.is_file() {
+            continue;
+        }
+        let why = if path.exists() {
+            "is not a file"
+        } else {
+            "does not exist"
+        };
+        let message = format!("host {name}: identity_file {} {why}", path.display());
+        if offline {
+            crate::diag::warn_once(format!("{message} (needed to connect, not to check)"));
+            continue;
+        }
+        let span = inventory
+            .identity_file_spans
+            .get(name)
+            .cloned()
+            .unwrap_or(0..0);
+        return Err(inventory.source.error(span, message).with_help(
+            "a relative path is taken from the inventory's directory; ~/ is your home",
+        ));
+    }
+    Ok(())
 }
 
 /// `templates/` beside the playbook, or beside its directory (`playbooks/../templates`).

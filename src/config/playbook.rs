@@ -61,6 +61,14 @@ impl Playbook {
         for (index, spanned) in raw.play.into_iter().enumerate() {
             let p = spanned.into_inner();
             let hosts = inventory.select(p.hosts.get_ref()).map_err(|unknown| {
+                if unknown.is_empty() {
+                    return source
+                        .error(p.hosts.span(), "`hosts` names no host or group")
+                        .with_help(format!(
+                            "name hosts or groups, comma-separated, or \"all\"; known: {}",
+                            inventory.names().join(", ")
+                        ));
+                }
                 source
                     .error_within(
                         p.hosts.span(),
