@@ -180,3 +180,49 @@ fn printing_to_a_reader_that_stopped_early_is_not_an_error() {
         );
     }
 }
+
+#[test]
+fn render_writes_the_sysctl_drop_in_of_every_host() {
+    let home = tempfile::tempdir().unwrap();
+    let out = home.path().join("out");
+    let r = run(slipway(home.path())
+        .current_dir(root())
+        .args([
+            "render",
+            "-i",
+            "inventories/lab.toml",
+            "playbooks/site.toml",
+            "--out",
+        ])
+        .arg(&out))
+    .expect(0);
+    // The drop-in holds the whole hardening set (docs/roles.md): what a full
+    // host gets. A container gets the same file; only applying it live is skipped.
+    let check = |got: &str| {
+        let lines: Vec<&str> = got.lines().collect();
+        assert_eq!(lines[0], "# Managed by slipway.", "{got}");
+        assert_eq!(lines.len(), 1 + 22, "{got}");
+        assert!(lines[1..].is_sorted(), "{got}");
+        for line in [
+            "net.ipv4.ip_forward = 1",
+            "net.ipv4.conf.all.rp_filter = 2",
+            "kernel.kptr_restrict = 2",
+            "fs.suid_dumpable = 0",
+        ] {
+            assert!(lines.contains(&line), "{line} missing:\n{got}");
+        }
+    };
+    for host in ["lab-1", "lab-2", "lab-3"] {
+        let path = out
+            .join(host)
+            .join("etc/sysctl.d/60-slipway-hardening.conf");
+        let got = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}\n{}", path.display(), r.stdout));
+        check(&got);
+        assert!(
+            r.stdout.contains(&path.display().to_string()),
+            "{}",
+            r.stdout
+        );
+    }
+}

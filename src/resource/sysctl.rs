@@ -7,17 +7,20 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::file::File;
-use super::{BuildContext, Observed, Outcome, Resource};
+use super::{BuildContext, FileContent, Observed, Outcome, Resource};
 use crate::config::doc::Node;
 use crate::diag::InputResult;
+use crate::facts::HostFacts;
 use crate::plan::change::{Action, Attr, Change};
 use crate::shell::{Script, q};
 
 #[derive(Debug, Clone)]
 pub struct Sysctl {
     /// Names the drop-in: /etc/sysctl.d/60-NAME.conf.
-    pub name: String,
-    pub settings: BTreeMap<String, String>,
+    name: String,
+    settings: BTreeMap<String, String>,
+    /// The drop-in, made once from the settings (see [`Sysctl::new`]).
+    drop_in: File,
 }
 
 #[derive(Debug, Deserialize)]
@@ -44,9 +47,6 @@ pub fn build<'a>(node: &Node<'a>, ctx: &BuildContext<'a>) -> InputResult<Box<dyn
     let mut settings = BTreeMap::new();
     for (k, spanned) in &spec.settings {
         let v = spanned.get_ref();
-        let valid = !k.is_empty()
-            && k.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
         let value = match v {
             toml::Value::String(s) => s.clone(),
             toml::Value::Integer(i) => i.to_string(),
@@ -58,15 +58,30 @@ pub fn build<'a>(node: &Node<'a>, ctx: &BuildContext<'a>) -> InputResult<Box<dyn
                 ));
             }
         };
-        if !valid {
-            return Err(src.error(spanned.span(), format!("`{k}` is not a sysctl key")));
-        }
+        check_setting(k, &value).map_err(|m| src.error(spanned.span(), m))?;
         settings.insert(k.clone(), value);
     }
-    Ok(Box::new(Sysctl {
-        name: spec.name.into_inner(),
-        settings,
-    }))
+    let mut sysctl = Sysctl::new(spec.name.into_inner(), settings);
+    sysctl.drop_in.sensitive = ctx
+        .redactor
+        .touches(sysctl.drop_in.content.as_deref().unwrap_or_default());
+    Ok(Box::new(sysctl))
+}
+
+/// A key is a path under /proc/sys written with dots; a value is one line
+/// (the drop-in has one setting per line).
+pub fn check_setting(key: &str, value: &str) -> Result<(), String> {
+    let key_ok = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if !key_ok {
+        return Err(format!("`{key}` is not a sysctl key"));
+    }
+    if value.contains(['\n', '\r']) {
+        return Err(format!("`{key}`: the value must be one line"));
+    }
+    Ok(())
 }
 
 /// sysctl prints multi-value settings separated by tabs; compare them by words.
@@ -79,18 +94,24 @@ fn proc_path(key: &str) -> String {
 }
 
 impl Sysctl {
-    pub fn path(&self) -> String {
-        format!("/etc/sysctl.d/60-{}.conf", self.name)
-    }
-
-    /// The drop-in holds every setting, so it stays the same on every host;
-    /// only applying it live depends on what the host allows.
-    fn drop_in(&self) -> File {
+    /// The drop-in holds every setting, so it is the same on every host,
+    /// containers included, and known without one (`slipway render`); only
+    /// applying the settings live depends on what the host allows.
+    pub fn new(name: String, settings: BTreeMap<String, String>) -> Self {
         let mut content = String::from("# Managed by slipway.\n");
-        for (k, v) in &self.settings {
+        for (k, v) in &settings {
             content.push_str(&format!("{k} = {v}\n"));
         }
-        File::root_owned(&self.path(), content.into_bytes(), 0o644)
+        let path = format!("/etc/sysctl.d/60-{name}.conf");
+        Self {
+            drop_in: File::root_owned(&path, content.into_bytes(), 0o644),
+            name,
+            settings,
+        }
+    }
+
+    pub fn path(&self) -> &str {
+        &self.drop_in.path
     }
 
     /// The keys this host can take, and one line per reason for those it cannot.
@@ -147,7 +168,7 @@ impl Resource for Sysctl {
     }
 
     fn probe(&self) -> String {
-        let mut sh = self.drop_in().probe();
+        let mut sh = self.drop_in.probe();
         for k in self.settings.keys() {
             let p = q(&proc_path(k));
             let key = q(k);
@@ -162,8 +183,11 @@ impl Resource for Sysctl {
     fn plan(&self, obs: &Observed<'_>) -> Outcome {
         let (keys, skipped) = self.applicable(obs);
         let mut attrs = Vec::new();
-        if let Some(c) = self.drop_in().plan(obs).change {
+        // A new drop-in comes with its diff; a changed one gets it from `set_diff`.
+        let mut diff = None;
+        if let Some(c) = self.drop_in.plan(obs).change {
             attrs.push(Attr::new("file", None::<String>, Some(c.summary)));
+            diff = c.diff;
         }
         for k in &keys {
             let seen = obs.get(&format!("v.{k}")).map(normalize);
@@ -174,8 +198,29 @@ impl Resource for Sysctl {
         }
         let summary = format!("set kernel settings ({})", self.name);
         let mut outcome = Outcome::update(self.id(), summary, attrs);
+        if let Some(c) = &mut outcome.change {
+            c.diff = diff;
+        }
         outcome.skipped = skipped;
         outcome
+    }
+
+    fn content(&self) -> Option<FileContent<'_>> {
+        self.drop_in.content()
+    }
+
+    /// The drop-in exists but differs (content, or only mode or owner: then
+    /// `set_diff` finds the content equal and adds no diff).
+    fn diff_source(&self, change: &Change) -> Option<String> {
+        let file_changes = change.attrs.iter().any(|a| a.name == "file");
+        (file_changes && change.diff.is_none() && !self.drop_in.sensitive)
+            .then(|| self.drop_in.path.clone())
+    }
+
+    fn set_diff(&self, change: &mut Change, old: Option<&[u8]>, facts: &HostFacts) {
+        if old != self.drop_in.content.as_deref() {
+            self.drop_in.set_diff(change, old, facts);
+        }
     }
 
     fn apply(&self, change: &Change, observed: &Observed<'_>) -> Script {
@@ -183,7 +228,7 @@ impl Resource for Sysctl {
         if change.attrs.iter().any(|a| a.name == "file") {
             // Rewriting the whole file is right for both a new and a changed drop-in.
             let rewrite = Change::new(String::new(), Action::Create, String::new());
-            s.append(self.drop_in().apply(&rewrite, observed));
+            s.append(self.drop_in.apply(&rewrite, observed));
         }
         for a in change.attrs.iter().filter(|a| a.name != "file") {
             s.line(format!(
@@ -192,5 +237,183 @@ impl Resource for Sysctl {
             ));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::change::Diff;
+
+    fn resource() -> Sysctl {
+        let settings = [("kernel.dmesg_restrict", "1"), ("vm.swappiness", "10")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Sysctl::new("app".into(), settings)
+    }
+
+    const WANT: &str = "# Managed by slipway.\nkernel.dmesg_restrict = 1\nvm.swappiness = 10\n";
+
+    /// What the probe prints for a drop-in with `content` (None: no drop-in).
+    fn section(content: Option<&str>, mode: &str, keys: &str) -> String {
+        let file = match content {
+            None => "type=absent\n".to_string(),
+            Some(c) => format!(
+                "type=file\nmode={mode}\nowner=root\ngroup=root\nsize={}\nsha256={}\n",
+                c.len(),
+                crate::digest::sha256_hex(c.as_bytes())
+            ),
+        };
+        format!("{file}{keys}")
+    }
+
+    fn unified(change: &Change) -> &str {
+        match &change.diff {
+            Some(Diff::Text { unified, .. }) => unified,
+            other => panic!("expected a text diff, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_setting_is_one_line_under_a_real_key() {
+        assert_eq!(check_setting("net.core.somaxconn", "4096"), Ok(()));
+        assert_eq!(
+            check_setting("net.ipv4.ip_local_port_range", "1024\t65000"),
+            Ok(())
+        );
+        assert!(check_setting("vm swappiness", "10").is_err());
+        assert!(check_setting("", "10").is_err());
+        // A second line would be a setting nobody asked for.
+        let e = check_setting("vm.swappiness", "10\nkernel.modules_disabled = 1").unwrap_err();
+        assert_eq!(e, "`vm.swappiness`: the value must be one line");
+    }
+
+    #[test]
+    fn the_drop_in_is_known_without_a_host() {
+        let r = resource();
+        let c = r.content().unwrap();
+        assert_eq!(c.path, "/etc/sysctl.d/60-app.conf");
+        assert_eq!(std::str::from_utf8(c.bytes).unwrap(), WANT);
+        assert!(!c.sensitive);
+    }
+
+    #[test]
+    fn a_new_drop_in_comes_with_its_diff() {
+        let facts = HostFacts::default();
+        let s = section(
+            None,
+            "",
+            "w.kernel.dmesg_restrict=yes\nv.kernel.dmesg_restrict=0\nw.vm.swappiness=yes\nv.vm.swappiness=60\n",
+        );
+        let r = resource();
+        let c = r.plan(&Observed::new(&s, &facts)).change.unwrap();
+        assert_eq!(
+            c.attrs[0],
+            Attr::new(
+                "file",
+                None::<String>,
+                Some("create /etc/sysctl.d/60-app.conf")
+            )
+        );
+        assert!(
+            c.attrs
+                .contains(&Attr::new("vm.swappiness", Some("60"), Some("10")))
+        );
+        let diff = unified(&c);
+        assert!(diff.contains("--- /dev/null"), "{diff}");
+        assert!(
+            diff.contains("+++ /etc/sysctl.d/60-app.conf (planned)"),
+            "{diff}"
+        );
+        assert!(diff.contains("+vm.swappiness = 10\n"), "{diff}");
+        // Nothing to fetch: the diff is complete.
+        assert_eq!(r.diff_source(&c), None);
+    }
+
+    #[test]
+    fn a_changed_drop_in_is_diffed_against_the_host_copy() {
+        let facts = HostFacts::default();
+        let old = "# Managed by slipway.\nkernel.dmesg_restrict = 1\nvm.swappiness = 60\n";
+        // The live values are right already: only the file differs.
+        let s = section(
+            Some(old),
+            "644",
+            "w.kernel.dmesg_restrict=yes\nv.kernel.dmesg_restrict=1\nw.vm.swappiness=yes\nv.vm.swappiness=10\n",
+        );
+        let r = resource();
+        let mut c = r.plan(&Observed::new(&s, &facts)).change.unwrap();
+        assert_eq!(c.attrs.len(), 1, "{:?}", c.attrs);
+        assert_eq!(c.diff, None);
+        assert_eq!(
+            r.diff_source(&c).as_deref(),
+            Some("/etc/sysctl.d/60-app.conf")
+        );
+        r.set_diff(&mut c, Some(old.as_bytes()), &facts);
+        let diff = unified(&c);
+        assert!(
+            diff.contains("--- /etc/sysctl.d/60-app.conf (on host)"),
+            "{diff}"
+        );
+        assert!(
+            diff.contains("-vm.swappiness = 60\n+vm.swappiness = 10\n"),
+            "{diff}"
+        );
+        // Applying rewrites the file and sets nothing live.
+        let sh = r.apply(&c, &Observed::new(&s, &facts)).sh;
+        assert!(!sh.contains("sysctl -q -w"), "{sh}");
+    }
+
+    #[test]
+    fn a_mode_change_alone_shows_no_diff() {
+        let facts = HostFacts::default();
+        let s = section(
+            Some(WANT),
+            "600",
+            "w.kernel.dmesg_restrict=yes\nv.kernel.dmesg_restrict=1\nw.vm.swappiness=yes\nv.vm.swappiness=10\n",
+        );
+        let r = resource();
+        let mut c = r.plan(&Observed::new(&s, &facts)).change.unwrap();
+        r.set_diff(&mut c, Some(WANT.as_bytes()), &facts);
+        assert_eq!(c.diff, None);
+        let converged = section(
+            Some(WANT),
+            "644",
+            "w.kernel.dmesg_restrict=yes\nv.kernel.dmesg_restrict=1\nw.vm.swappiness=yes\nv.vm.swappiness=10\n",
+        );
+        assert_eq!(
+            r.plan(&Observed::new(&converged, &facts)),
+            Outcome::unchanged()
+        );
+    }
+
+    #[test]
+    fn in_a_container_kernel_settings_are_skipped_but_the_drop_in_holds_them_all() {
+        let facts = HostFacts {
+            container: Some("docker".into()),
+            ..HostFacts::default()
+        };
+        let s = section(
+            None,
+            "",
+            "w.kernel.dmesg_restrict=ro\nv.kernel.dmesg_restrict=0\nw.vm.swappiness=yes\nv.vm.swappiness=60\n",
+        );
+        let r = resource();
+        let o = r.plan(&Observed::new(&s, &facts));
+        assert_eq!(
+            o.skipped,
+            [
+                "sysctl: 1 kernel setting is read-only inside a container (docker): kernel.dmesg_restrict"
+            ]
+        );
+        let c = o.change.unwrap();
+        assert!(!c.attrs.iter().any(|a| a.name == "kernel.dmesg_restrict"));
+        let diff = unified(&c);
+        assert!(diff.contains("+kernel.dmesg_restrict = 1\n"), "{diff}");
+        // The same file `slipway render` writes.
+        assert!(diff.ends_with(&WANT.lines().map(|l| format!("+{l}\n")).collect::<String>()));
+        let sh = r.apply(&c, &Observed::new(&s, &facts)).sh;
+        assert!(sh.contains("sysctl -q -w 'vm.swappiness=10'"), "{sh}");
+        assert!(!sh.contains("sysctl -q -w kernel.dmesg_restrict"), "{sh}");
     }
 }

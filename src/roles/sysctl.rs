@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{RoleContext, TypedRole};
-use crate::diag::InputResult;
+use crate::diag::{InputError, InputResult};
 use crate::resource::Resource;
 use crate::resource::sysctl::Sysctl as SysctlResource;
 
@@ -63,7 +63,7 @@ impl TypedRole for Sysctl {
     const ABOUT: &'static str =
         "kernel hardening that keeps Docker working; read-only settings in containers are skipped";
 
-    fn build(&self, v: Vars, _ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
+    fn build(&self, v: Vars, ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
         let mut settings: BTreeMap<String, String> = BTreeMap::new();
         if v.sysctl_hardening {
             settings.extend(
@@ -77,14 +77,20 @@ impl TypedRole for Sysctl {
                 serde_json::Value::String(s) => s,
                 other => other.to_string(),
             };
+            crate::resource::sysctl::check_setting(&k, &text).map_err(|m| {
+                InputError::plain(format!(
+                    "role sysctl on {}: sysctl_settings: {m}",
+                    ctx.host.name
+                ))
+            })?;
             settings.insert(k, text);
         }
         if settings.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(vec![Box::new(SysctlResource {
-            name: "slipway-hardening".into(),
+        Ok(vec![Box::new(SysctlResource::new(
+            "slipway-hardening".into(),
             settings,
-        })])
+        ))])
     }
 }
