@@ -46,9 +46,20 @@ pub fn resolve(raw: &RawVars, src: &SourceFile, redactor: &Redactor) -> InputRes
     Ok(out)
 }
 
+/// A table with a `secret` key, or holding one deeper down, is a secret's
+/// declaration, or a mistake [`read_secret`] reports: never a plain table,
+/// which templates and plans would show in clear.
 fn secret_spec(value: &toml::Value) -> Option<&toml::Table> {
     let table = value.as_table()?;
-    (table.get("secret")?.as_bool() == Some(true)).then_some(table)
+    declares_secret(value).then_some(table)
+}
+
+fn declares_secret(value: &toml::Value) -> bool {
+    match value {
+        toml::Value::Table(t) => t.contains_key("secret") || t.values().any(declares_secret),
+        toml::Value::Array(a) => a.iter().any(declares_secret),
+        _ => false,
+    }
 }
 
 /// Why a secret has no value: a mistake in how it is written, or a source
@@ -59,6 +70,29 @@ enum Unreadable {
 }
 
 fn read_secret(spec: &toml::Table, src: &SourceFile) -> Result<String, Unreadable> {
+    match spec.get("secret") {
+        Some(toml::Value::Boolean(true)) => {}
+        None => {
+            return Err(Unreadable::Spec(
+                "a secret is declared inside this value: a secret must be a variable of its \
+                 own, name = { secret = true, env = \"NAME\" }"
+                    .into(),
+            ));
+        }
+        Some(toml::Value::Boolean(false)) => {
+            return Err(Unreadable::Spec(
+                "`secret = false`: a table with a `secret` key declares a secret; write \
+                 secret = true, or give the value itself without a table"
+                    .into(),
+            ));
+        }
+        Some(other) => {
+            return Err(Unreadable::Spec(format!(
+                "`secret` must be true (a boolean), not {} {other}",
+                other.type_str()
+            )));
+        }
+    }
     let known = ["secret", "env", "file", "value"];
     if let Some(key) = spec.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(Unreadable::Spec(format!(
@@ -106,7 +140,9 @@ pub fn to_json(value: &toml::Value) -> Value {
 }
 
 /// Parses `-e key=value`; the value is read as TOML when it parses as one
-/// (`-e port=2222` is a number, `-e 'keys=["a","b"]'` a list), else as a string.
+/// (`-e port=2222` is a number, `-e 'keys=["a","b"]'` a list), else as a
+/// string (`-e motd=hello`). A value that starts like TOML structure (`[`,
+/// `{`, a quote) must parse: a typo there is an error, not a string.
 pub fn parse_extra(arg: &str) -> InputResult<(String, Value)> {
     let (key, raw) = arg.split_once('=').ok_or_else(|| {
         InputError::plain(format!("-e {arg}: expected key=value"))
@@ -118,10 +154,29 @@ pub fn parse_extra(arg: &str) -> InputResult<(String, Value)> {
             "-e {arg}: `{key}` is not a valid variable name (letters, digits, _)"
         )));
     }
-    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
-        .ok()
-        .and_then(|t| t.get("v").map(to_json))
-        .unwrap_or_else(|| Value::String(raw.to_string()));
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {raw}"));
+    let value = match parsed {
+        Ok(ref t) if t.len() == 1 => t.get("v").map(to_json),
+        _ => None,
+    };
+    let value = match value {
+        Some(v) => v,
+        None if raw.trim_start().starts_with(['[', '{', '"', '\'']) => {
+            let why = parsed.err().map_or_else(
+                || "it is not one TOML value".to_string(),
+                |e| e.message().trim_end().to_string(),
+            );
+            return Err(InputError::plain(format!(
+                "-e {key}: the value starts like a TOML list, table or string but does not \
+                 parse: {why}"
+            ))
+            .with_help(
+                "quote the whole argument for the shell: -e 'ports=[80, 443]'; a plain word \
+                 needs no quotes: -e motd=hello",
+            ));
+        }
+        None => Value::String(raw.to_string()),
+    };
     Ok((key.to_string(), value))
 }
 
@@ -129,5 +184,59 @@ pub fn parse_extra(arg: &str) -> InputResult<(String, Value)> {
 pub fn layer(base: &mut VarMap, top: &VarMap) {
     for (k, v) in top {
         base.insert(k.clone(), v.clone());
+    }
+}
+
+#[cfg(test)]
+mod secret_and_extra_tests {
+    use super::*;
+
+    fn load(text: &str) -> InputResult<VarMap> {
+        let src = SourceFile::from_text(Path::new("v.toml"), text.into());
+        let raw: RawVars = toml::from_str(text).expect("valid TOML");
+        resolve(&raw, &src, &Redactor::default())
+    }
+
+    #[test]
+    fn a_table_with_a_secret_key_is_a_secret_or_an_error() {
+        let ok = load("a = { secret = true, value = \"s-1\" }\n").unwrap();
+        assert_eq!(ok["a"], Value::String("s-1".into()));
+        for bad in [
+            "a = { secret = \"true\", value = \"s-2\" }\n",
+            "a = { secret = 1, value = \"s-3\" }\n",
+            "a = { secret = false, value = \"s-4\" }\n",
+            "a = { secret = false }\n",
+            "a = { inner = { secret = true, value = \"s-5\" } }\n",
+            "a = { list = [{ secret = true, value = \"s-6\" }] }\n",
+        ] {
+            let e = load(bad).expect_err(bad);
+            assert!(
+                e.message().starts_with("v.toml:1:5: secret `a`: "),
+                "{}",
+                e.message()
+            );
+            assert!(!e.message().contains("s-"), "{}", e.message());
+        }
+        // A plain table stays a table.
+        let plain = load("a = { secretary = \"jo\" }\n").unwrap();
+        assert_eq!(plain["a"]["secretary"], Value::String("jo".into()));
+    }
+
+    #[test]
+    fn extra_values_that_start_like_toml_must_parse() {
+        assert_eq!(parse_extra("p=2222").unwrap().1, Value::from(2222));
+        assert_eq!(
+            parse_extra("m=hello world").unwrap().1,
+            Value::from("hello world")
+        );
+        assert_eq!(parse_extra("m=1.2.3").unwrap().1, Value::from("1.2.3"));
+        assert_eq!(
+            parse_extra("k=[\"a\", \"b\"]").unwrap().1,
+            serde_json::json!(["a", "b"])
+        );
+        for bad in ["x=[1,", "x={ a = ", "x=\"open", "x='open", "x=[1] 2"] {
+            let e = parse_extra(bad).expect_err(bad);
+            assert!(e.message().starts_with("-e x: "), "{}", e.message());
+        }
     }
 }
