@@ -1,7 +1,13 @@
 //! The desired state of each host: every play's roles and resources, with
 //! templates rendered and variables resolved. Built for all hosts before any
-//! connection is made, so bad input never reaches a host.
+//! connection is made, so bad input never reaches a host: a variable no role
+//! or template reads (see [`names`]) and two resources managing one thing
+//! (see [`conflicts`]) are errors too.
 
+mod conflicts;
+mod names;
+
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use minijinja::Value;
@@ -9,6 +15,7 @@ use serde_json::json;
 
 use crate::config::doc::Doc;
 use crate::config::playbook::resource_node;
+use crate::config::vars::{Origin, Origins};
 use crate::config::{Host, Project, VarMap, vars};
 use crate::diag::InputResult;
 use crate::resource::json_keys::JsonKeys;
@@ -45,6 +52,13 @@ pub fn build(project: &Project) -> InputResult<Vec<HostState>> {
         .path
         .parent()
         .unwrap_or(Path::new("."));
+    names::check(project, &doc)?;
+    let inventory_origins = vars::inventory_origins(&project.inventory)?;
+    let extra_origins: Origins = project
+        .extra
+        .keys()
+        .map(|k| (k.clone(), Origin::Extra))
+        .collect();
     let mut out = Vec::new();
     for name in &project.limit {
         let host = project
@@ -52,6 +66,7 @@ pub fn build(project: &Project) -> InputResult<Vec<HostState>> {
             .host(name)
             .expect("limit names inventory hosts");
         check_sudo_password(host, project)?;
+        let mut claims = conflicts::Claims::new(name, &project.playbook.source);
         let mut plays = Vec::new();
         for play in project
             .playbook
@@ -60,20 +75,34 @@ pub fn build(project: &Project) -> InputResult<Vec<HostState>> {
             .filter(|p| p.hosts.contains(name))
         {
             let play_vars = vars::resolve(&play.vars, &project.playbook.source, &project.redactor)?;
+            let play_origins = play_vars_node(&doc, play.index)
+                .map(|n| vars::origins(&project.playbook.source, n))
+                .unwrap_or_default();
             let mut resources: Vec<Box<dyn Resource>> = Vec::new();
             let merged = merge(&[&play_vars, &host.vars, &project.extra]);
+            let origins = merge(&[&play_origins, &inventory_origins[name], &extra_origins]);
             for role_name in &play.roles {
                 let role = roles::lookup(role_name.get_ref()).expect("checked at load");
                 let mut v = role.defaults();
                 vars::layer(&mut v, &merged);
-                resources.extend(role.resources(&RoleContext {
+                let made = role.resources(&RoleContext {
                     host,
                     vars: &v,
                     inventory: &project.inventory,
                     templates: &project.templates,
                     template_vars: context(project, host, &v),
                     offline: project.redactor.is_offline(),
-                })?);
+                    origins: &origins,
+                    inventory_origins: &inventory_origins,
+                })?;
+                let owner = conflicts::Owner::Role {
+                    role: role.name(),
+                    play: play.index,
+                };
+                for r in &made {
+                    claims.add(r.as_ref(), &owner)?;
+                }
+                resources.extend(made);
             }
             let ctx_value = Value::from(minijinja::value::Serde(context(project, host, &merged)));
             let ctx = BuildContext {
@@ -85,7 +114,9 @@ pub fn build(project: &Project) -> InputResult<Vec<HostState>> {
             };
             for i in 0..play.resource_count {
                 let node = resource_node(&doc, play.index, i).expect("counted at load");
-                resources.push(resource::build(&node, &ctx)?);
+                let r = resource::build(&node, &ctx)?;
+                claims.add(r.as_ref(), &conflicts::Owner::Inline { node: &node })?;
+                resources.push(r);
             }
             plays.push(PlayState {
                 index: play.index,
@@ -100,6 +131,20 @@ pub fn build(project: &Project) -> InputResult<Vec<HostState>> {
         });
     }
     Ok(out)
+}
+
+/// The `vars` table of play `play`.
+fn play_vars_node<'d, 'a>(
+    doc: &'d Doc<'a>,
+    play: usize,
+) -> Option<&'d crate::config::doc::Node<'a>> {
+    doc.root
+        .get_ref()
+        .get("play")?
+        .get_ref()
+        .get(play)?
+        .get_ref()
+        .get("vars")
 }
 
 /// Several roles may own keys of one JSON file (daemon.json): they become one
@@ -170,8 +215,9 @@ fn check_sudo_password(host: &Host, project: &Project) -> InputResult<()> {
     }
 }
 
-fn merge(layers: &[&VarMap]) -> VarMap {
-    let mut out = VarMap::new();
+/// Layers variables, or their origins, lowest precedence first.
+fn merge<T: Clone>(layers: &[&BTreeMap<String, T>]) -> BTreeMap<String, T> {
+    let mut out = BTreeMap::new();
     for l in layers {
         vars::layer(&mut out, l);
     }

@@ -7,11 +7,14 @@
 //! [`Redactor`] keeps it out of every diff, plan, log and error.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::Path;
 
 use serde_json::Value;
 use toml::Spanned;
+use toml::de::DeValue;
 
+use super::doc::{Doc, Node, table_entries};
 use crate::diag::{InputError, InputResult, SourceFile};
 use crate::redact::Redactor;
 
@@ -181,9 +184,195 @@ pub fn parse_extra(arg: &str) -> InputResult<(String, Value)> {
 }
 
 /// Lays `top` over `base`, key by key (no deep merge: a table replaces a table).
-pub fn layer(base: &mut VarMap, top: &VarMap) {
+/// The values' [`Origins`] are layered the same way.
+pub fn layer<T: Clone>(base: &mut BTreeMap<String, T>, top: &BTreeMap<String, T>) {
     for (k, v) in top {
         base.insert(k.clone(), v.clone());
+    }
+}
+
+/// Where a variable's value was set, so an error about the value can point there.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// A `name = value` entry of a vars table: the spans of its key and value.
+    File {
+        src: SourceFile,
+        key: Range<usize>,
+        value: Range<usize>,
+        /// The value is a secret: errors point at the key, and quote no line.
+        secret: bool,
+    },
+    /// `-e NAME=VALUE` on the command line.
+    Extra,
+}
+
+/// Where each variable was set, by name; layered like the values (see [`layer`]).
+pub type Origins = BTreeMap<String, Origin>;
+
+/// The origins of the entries of a vars table (`node` is the table).
+pub fn origins(src: &SourceFile, node: &Node<'_>) -> Origins {
+    table_entries(node)
+        .into_iter()
+        .map(|(key, value)| {
+            // Whatever its `secret` says: a mistaken declaration is no less private.
+            let secret = value.get_ref().get("secret").is_some();
+            let origin = Origin::File {
+                src: src.clone(),
+                key: key.span(),
+                value: value.span(),
+                secret,
+            };
+            (key.get_ref().to_string(), origin)
+        })
+        .collect()
+}
+
+/// The origins of every host's inventory variables, by host name: `[vars]`,
+/// then the vars of the host's groups in the order it lists them, then its own
+/// (the precedence [`crate::config::Inventory::load`] applies to the values).
+pub fn inventory_origins(
+    inventory: &crate::config::Inventory,
+) -> InputResult<BTreeMap<String, Origins>> {
+    let src = &inventory.source;
+    let doc = Doc::parse(src)?;
+    let root = doc.root.get_ref();
+    let vars_of = |table: Option<&Node<'_>>| {
+        table
+            .and_then(|t| t.get_ref().get("vars"))
+            .map(|v| origins(src, v))
+            .unwrap_or_default()
+    };
+    let global = vars_of(Some(&doc.root));
+    let section =
+        |kind: &str, name: &str| vars_of(root.get(kind).and_then(|t| t.get_ref().get(name)));
+    let mut out = BTreeMap::new();
+    for host in &inventory.hosts {
+        let mut o = global.clone();
+        for g in &host.groups {
+            layer(&mut o, &section("groups", g));
+        }
+        layer(&mut o, &section("hosts", &host.name));
+        out.insert(host.name.clone(), o);
+    }
+    Ok(out)
+}
+
+/// One step of a path into a variable's value: `firewall_rules[0].port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// Splits `firewall_rules[0].port` into the variable's name and the steps into its value.
+pub fn split_path(path: &str) -> (&str, Vec<Step>) {
+    let end = path.find(['[', '.']).unwrap_or(path.len());
+    let (name, mut rest) = path.split_at(end);
+    let mut steps = Vec::new();
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('[') {
+            let close = r.find(']').unwrap_or(r.len());
+            match r[..close].parse() {
+                Ok(i) => steps.push(Step::Index(i)),
+                Err(_) => break,
+            }
+            rest = r.get(close + 1..).unwrap_or("");
+        } else if let Some(r) = rest.strip_prefix('.') {
+            let end = r.find(['[', '.']).unwrap_or(r.len());
+            steps.push(Step::Key(r[..end].to_string()));
+            rest = &r[end..];
+        } else {
+            break;
+        }
+    }
+    (name, steps)
+}
+
+impl Origin {
+    /// Where it was set, for messages: `FILE:LINE:COL` or `-e NAME`.
+    pub fn describe(&self, name: &str) -> String {
+        match self {
+            Origin::File { src, key, .. } => {
+                let (line, col) = src.line_col(key.start);
+                format!("{}:{line}:{col}", src.name())
+            }
+            Origin::Extra => format!("-e {name}"),
+        }
+    }
+
+    /// An error about the name `name` itself, at its key.
+    pub fn name_error(&self, name: &str, message: String) -> InputError {
+        match self {
+            Origin::File {
+                src,
+                key,
+                secret: false,
+                ..
+            } => src.error(key.clone(), message),
+            _ => self.error(name, &[], false, message),
+        }
+    }
+
+    /// An error about variable `name` set here, at `steps` inside its value
+    /// (the whole value when they lead nowhere). `key`: point at the last
+    /// step's key rather than its value (an unknown key).
+    pub fn error(&self, name: &str, steps: &[Step], key: bool, message: String) -> InputError {
+        match self {
+            Origin::Extra => InputError::plain(format!("-e {name}: {message}")),
+            Origin::File {
+                src,
+                key: at,
+                secret: true,
+                ..
+            } => {
+                let (line, col) = src.line_col(at.start);
+                InputError::plain(format!("{}:{line}:{col}: {message}", src.name()))
+            }
+            Origin::File { src, value, .. } => {
+                let span = Doc::parse(src)
+                    .ok()
+                    .and_then(|doc| {
+                        let node = find_span(&doc.root, value)?;
+                        Some(walk(node, steps, key))
+                    })
+                    .unwrap_or_else(|| value.clone());
+                src.error(span, message)
+            }
+        }
+    }
+}
+
+/// The node whose span is `span`.
+fn find_span<'n, 'a>(node: &'n Node<'a>, span: &Range<usize>) -> Option<&'n Node<'a>> {
+    if node.span() == *span {
+        return Some(node);
+    }
+    if !(node.span().start <= span.start && span.end <= node.span().end) {
+        return None;
+    }
+    match node.get_ref() {
+        DeValue::Table(t) => t.values().find_map(|v| find_span(v, span)),
+        DeValue::Array(a) => a.iter().find_map(|v| find_span(v, span)),
+        _ => None,
+    }
+}
+
+/// The span `steps` lead to from `node`, as far as they go.
+fn walk(node: &Node<'_>, steps: &[Step], key: bool) -> Range<usize> {
+    let Some((first, rest)) = steps.split_first() else {
+        return node.span();
+    };
+    match (first, node.get_ref()) {
+        (Step::Index(i), DeValue::Array(a)) => match a.get(*i) {
+            Some(item) => walk(item, rest, key),
+            None => node.span(),
+        },
+        (Step::Key(k), DeValue::Table(t)) => match t.iter().find(|(name, _)| name.get_ref() == k) {
+            Some((name, _)) if key && rest.is_empty() => name.span(),
+            Some((_, v)) => walk(v, rest, key),
+            None => node.span(),
+        },
+        _ => node.span(),
     }
 }
 

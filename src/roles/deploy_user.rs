@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{RoleContext, TypedRole, config_file};
-use crate::diag::{InputError, InputResult};
+use crate::diag::InputResult;
 use crate::resource::Resource;
 use crate::resource::package::Package;
 use crate::resource::user::{User, key_id};
@@ -49,8 +49,14 @@ pub fn all_keys(
     ctx: &RoleContext<'_>,
 ) -> InputResult<Vec<String>> {
     let host = &ctx.host.name;
-    let mut all = keys.to_vec();
-    for f in files {
+    // Each key with the variable (and item) it came from, for errors.
+    let mut all: Vec<(String, String)> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.clone(), format!("deploy_keys[{i}]")))
+        .collect();
+    for (i, f) in files.iter().enumerate() {
+        let from = format!("deploy_key_files[{i}]");
         let path = crate::config::expand_path(f, std::path::Path::new("."));
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
@@ -62,26 +68,33 @@ pub fn all_keys(
                 continue;
             }
             Err(e) => {
-                return Err(InputError::plain(format!(
-                    "deploy_key_files: cannot read {}: {e}",
-                    path.display()
-                )));
+                return Err(ctx.var_error(
+                    &from,
+                    format!("deploy_key_files: cannot read {}: {e}", path.display()),
+                ));
             }
         };
         all.extend(
             text.lines()
                 .map(str::trim)
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(String::from),
+                .map(|l| (l.to_string(), from.clone())),
         );
     }
-    if let Some(bad) = all.iter().find(|k| key_id(k).is_none()) {
-        return Err(InputError::plain(format!(
-            "{host}: deploy_keys holds something that is not an SSH public key: `{bad}`"
-        ))
-        .with_help("use lines from .pub files: \"ssh-ed25519 AAAA... comment\""));
+    if let Some((bad, from)) = all.iter().find(|(k, _)| key_id(k).is_none()) {
+        let what = if from.starts_with("deploy_keys") {
+            "deploy_keys holds".to_string()
+        } else {
+            format!("a file of deploy_key_files ({from}) holds")
+        };
+        return Err(ctx
+            .var_error(
+                from,
+                format!("{host}: {what} something that is not an SSH public key: `{bad}`"),
+            )
+            .with_help("use lines from .pub files: \"ssh-ed25519 AAAA... comment\""));
     }
-    Ok(all)
+    Ok(all.into_iter().map(|(k, _)| k).collect())
 }
 
 impl TypedRole for DeployUser {
@@ -92,10 +105,10 @@ impl TypedRole for DeployUser {
 
     fn build(&self, v: Vars, ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
         crate::resource::group::check_account_name(&v.deploy_user).map_err(|e| {
-            InputError::plain(format!(
-                "role deploy_user on {}: deploy_user: {e}",
-                ctx.host.name
-            ))
+            ctx.var_error(
+                "deploy_user",
+                format!("role deploy_user on {}: deploy_user: {e}", ctx.host.name),
+            )
         })?;
         let keys = all_keys(&v.deploy_keys, &v.deploy_key_files, ctx)?;
         let user = User {

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::logrotate::DAEMON_JSON_VALIDATE;
 use super::{MANAGED, RoleContext, TypedRole, config_file};
-use crate::diag::{InputError, InputResult};
+use crate::diag::InputResult;
 use crate::facts::HostFacts;
 use crate::resource::Resource;
 use crate::resource::command::Command;
@@ -96,10 +96,13 @@ impl TypedRole for Docker {
 
     fn build(&self, v: Vars, ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
         if !v.docker_repo_url.starts_with("https://") {
-            return Err(InputError::plain(format!(
-                "role docker on {}: docker_repo_url must be an https:// URL, not `{}`",
-                ctx.host.name, v.docker_repo_url
-            )));
+            return Err(ctx.var_error(
+                "docker_repo_url",
+                format!(
+                    "role docker on {}: docker_repo_url must be an https:// URL, not `{}`",
+                    ctx.host.name, v.docker_repo_url
+                ),
+            ));
         }
         let mut keys = Map::new();
         if !v.docker_storage_driver.is_empty() {

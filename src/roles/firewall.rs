@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::{RoleContext, TypedRole};
-use crate::diag::{InputError, InputResult};
+use crate::diag::InputResult;
 use crate::resource::Resource;
 use crate::resource::package::Package;
 use crate::resource::ufw::{Proto, Published, Rule, Source, Ufw, parse_port};
@@ -266,8 +266,10 @@ impl TypedRole for Firewall {
     const ABOUT: &'static str = "UFW: deny incoming, SSH and listed ports allowed, Swarm ports between nodes only, published container ports filtered (DOCKER-USER)";
 
     fn build(&self, v: Vars, ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
+        // The messages begin with the variable they are about.
         let err = |e: String| {
-            InputError::plain(format!("role firewall on {}: {e}", ctx.host.name))
+            let path = e.split([':', ' ']).next().unwrap_or_default();
+            ctx.var_error(path, format!("role firewall on {}: {e}", ctx.host.name))
                 .with_help("see docs/roles-firewall.md for the firewall variables")
         };
         let rules = rules(&v, ctx).map_err(err)?;
@@ -336,6 +338,8 @@ groups = ["databases"]
             templates: &crate::template::Templates::new(None),
             template_vars: serde_json::Value::Null,
             offline: false,
+            origins: &Default::default(),
+            inventory_origins: &Default::default(),
         };
         let rs = Firewall.resources(&ctx)?;
         let ids: Vec<String> = rs.iter().map(|r| r.id()).collect();

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{MANAGED, RoleContext, TypedRole, config_file};
-use crate::diag::{InputError, InputResult};
+use crate::diag::InputResult;
 use crate::resource::Resource;
 use crate::resource::json_keys::JsonKeys;
 use crate::resource::package::Package;
@@ -80,15 +80,19 @@ impl TypedRole for Logrotate {
         "application log rotation, journald size caps, Docker json-file log limits";
 
     fn build(&self, v: Vars, ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
-        if let Some(bad) = v
+        if let Some((i, bad)) = v
             .app_log_paths
             .iter()
-            .find(|p| !p.starts_with('/') || p.contains(char::is_whitespace))
+            .enumerate()
+            .find(|(_, p)| !p.starts_with('/') || p.contains(char::is_whitespace))
         {
-            return Err(InputError::plain(format!(
-                "role logrotate on {}: app_log_paths: `{bad}` must be an absolute path without spaces",
-                ctx.host.name
-            )));
+            return Err(ctx.var_error(
+                &format!("app_log_paths[{i}]"),
+                format!(
+                    "role logrotate on {}: app_log_paths: `{bad}` must be an absolute path without spaces",
+                    ctx.host.name
+                ),
+            ));
         }
         let mut apps = config_file("/etc/logrotate.d/slipway-apps", apps_config(&v), 0o644);
         apps.validate = Some("logrotate -d {}".into());

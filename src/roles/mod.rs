@@ -15,10 +15,13 @@ mod ssh_hardening;
 mod swarm;
 mod sysctl;
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::config::VarMap;
+use crate::config::vars::{Origins, split_path};
 use crate::diag::{InputError, InputResult};
 use crate::resource::Resource;
 
@@ -34,6 +37,11 @@ pub struct RoleContext<'a> {
     /// Rendering without hosts (render, check): inputs only a host needs
     /// (local key files) may be missing.
     pub offline: bool,
+    /// Where each of `vars` was set (a role's defaults were set nowhere).
+    pub origins: &'a Origins,
+    /// Where every host's inventory variables were set, by host name, for
+    /// roles that read other hosts' variables.
+    pub inventory_origins: &'a BTreeMap<String, Origins>,
 }
 
 impl RoleContext<'_> {
@@ -45,6 +53,30 @@ impl RoleContext<'_> {
         }
         self.templates
             .render_file(name, &minijinja::Value::from(minijinja::value::Serde(vars)))
+    }
+
+    /// An error about the variable at `path` (`firewall_rules[0].from`), at
+    /// where the value that won was set; without a location for a default.
+    pub fn var_error(&self, path: &str, message: impl Into<String>) -> InputError {
+        locate(self.origins, path, false, message.into())
+    }
+
+    /// Like [`RoleContext::var_error`], for an inventory variable of `host`.
+    pub fn host_var_error(&self, host: &str, path: &str, message: impl Into<String>) -> InputError {
+        match self.inventory_origins.get(host) {
+            Some(origins) => locate(origins, path, false, message.into()),
+            None => InputError::plain(message),
+        }
+    }
+}
+
+/// An error at where the variable `path` begins with was set; `key`: at the
+/// key its last step names (an unknown key) rather than at a value.
+fn locate(origins: &Origins, path: &str, key: bool, message: String) -> InputError {
+    let (name, steps) = split_path(path);
+    match origins.get(name) {
+        Some(origin) => origin.error(name, &steps, key, message),
+        None => InputError::plain(message),
     }
 }
 
@@ -85,14 +117,27 @@ impl<T: TypedRole> Role for T {
     fn resources(&self, ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
         let value = serde_json::Value::Object(ctx.vars.clone().into_iter().collect());
         let vars = serde_path_to_error::deserialize(value).map_err(|e| {
-            InputError::plain(format!(
-                "role {} on {}: variable `{}`: {}",
+            let path = e.path().to_string();
+            let (name, _) = split_path(&path);
+            let mut detail = e.inner().to_string();
+            // serde quotes the value it could not take: never a secret's.
+            let secret = matches!(
+                ctx.origins.get(name),
+                Some(crate::config::vars::Origin::File { secret: true, .. })
+            );
+            if let (true, Some(serde_json::Value::String(s))) = (secret, ctx.vars.get(name))
+                && !s.is_empty()
+            {
+                detail = detail.replace(s.as_str(), crate::redact::SENSITIVE);
+            }
+            let unknown_key = detail.starts_with("unknown field");
+            let message = format!(
+                "role {} on {}: variable `{path}`: {detail}",
                 T::NAME,
                 ctx.host.name,
-                e.path(),
-                e.inner()
-            ))
-            .with_help("see docs/roles.md for every role variable and its type")
+            );
+            locate(ctx.origins, &path, unknown_key, message)
+                .with_help("see docs/roles.md for every role variable and its type")
         })?;
         self.build(vars, ctx)
     }
@@ -120,6 +165,27 @@ pub fn lookup(name: &str) -> Option<&'static dyn Role> {
 
 pub fn all() -> &'static [&'static dyn Role] {
     ROLES
+}
+
+/// Every role variable, with the roles that read it.
+pub fn variables() -> BTreeMap<String, Vec<&'static str>> {
+    let mut out: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
+    for role in ROLES {
+        for name in role.defaults().into_keys() {
+            out.entry(name).or_default().push(role.name());
+        }
+    }
+    out
+}
+
+/// The words role variables begin with (`firewall` of `firewall_rules`): a
+/// variable beginning with one of them must be a role's, or read by a
+/// template. Taken from the roles themselves, so a new role's count too.
+pub fn variable_prefixes() -> std::collections::BTreeSet<String> {
+    variables()
+        .keys()
+        .filter_map(|name| name.split_once('_').map(|(word, _)| word.to_string()))
+        .collect()
 }
 
 pub fn known_help() -> String {

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{MANAGED, RoleContext, TypedRole, config_file};
-use crate::diag::{InputError, InputResult};
+use crate::diag::InputResult;
 use crate::resource::Resource;
 use crate::resource::sshd::SshdConfig;
 
@@ -139,52 +139,59 @@ pub fn drop_in(v: &Vars) -> String {
     s
 }
 
-/// The settings that would lock everyone out are refused before any host is touched.
-fn check_lockout(v: &Vars, host: &str) -> InputResult<()> {
-    let err = |m: String| {
-        Err(InputError::plain(format!(
-            "role ssh_hardening on {host}: {m}"
-        )))
-    };
+/// The settings that would lock everyone out are refused before any host is
+/// touched: the error names the variable (and item) at fault, and says why.
+fn check_lockout(v: &Vars) -> Result<(), (String, String)> {
+    let err = |var: &str, m: String| Err((var.to_string(), m));
     let closes_a_door = v.ssh_permit_root_login != RootLogin::Yes || !v.ssh_password_authentication;
     if closes_a_door && v.deploy_keys.is_empty() && v.deploy_key_files.is_empty() {
         return err(
+            "deploy_keys",
             "refusing to disable root or password login while no deploy key is configured: \
              set deploy_keys (the public keys of the deploy user), or you would be locked out"
                 .into(),
         );
     }
     if !v.ssh_allow_users.is_empty() && !v.ssh_allow_users.contains(&v.deploy_user) {
-        return err(format!(
-            "ssh_allow_users must include the deploy user `{}`",
-            v.deploy_user
-        ));
+        return err(
+            "ssh_allow_users",
+            format!(
+                "ssh_allow_users must include the deploy user `{}`",
+                v.deploy_user
+            ),
+        );
     }
-    let words = v
-        .ssh_kex_algorithms
-        .iter()
-        .chain(&v.ssh_ciphers)
-        .chain(&v.ssh_macs);
-    if let Some(bad) = words
-        .chain(&v.ssh_allow_users)
-        .chain(&v.ssh_allow_groups)
-        .find(|w| {
+    let lists = [
+        ("ssh_kex_algorithms", &v.ssh_kex_algorithms),
+        ("ssh_ciphers", &v.ssh_ciphers),
+        ("ssh_macs", &v.ssh_macs),
+        ("ssh_allow_users", &v.ssh_allow_users),
+        ("ssh_allow_groups", &v.ssh_allow_groups),
+    ];
+    for (name, list) in lists {
+        if let Some((i, bad)) = list.iter().enumerate().find(|(_, w)| {
             w.is_empty()
                 || !w
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "@.-_*?".contains(c))
-        })
-    {
-        return err(format!("`{bad}` is not a valid sshd setting value"));
+        }) {
+            return err(
+                &format!("{name}[{i}]"),
+                format!("`{bad}` is not a valid sshd setting value"),
+            );
+        }
     }
     if v.ssh_port == 0 {
-        return err("ssh_port must be between 1 and 65535".into());
+        return err("ssh_port", "ssh_port must be between 1 and 65535".into());
     }
     if !(10..=3600).contains(&v.ssh_revert_window) {
-        return err(format!(
-            "ssh_revert_window must be between 10 and 3600 seconds, not {}",
-            v.ssh_revert_window
-        ));
+        return err(
+            "ssh_revert_window",
+            format!(
+                "ssh_revert_window must be between 10 and 3600 seconds, not {}",
+                v.ssh_revert_window
+            ),
+        );
     }
     Ok(())
 }
@@ -195,7 +202,12 @@ impl TypedRole for SshHardening {
     const ABOUT: &'static str = "sshd drop-in: no root or password login, modern algorithms, lockout-safe (validated, proven by a new login, rolled back)";
 
     fn build(&self, v: Vars, ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
-        check_lockout(&v, &ctx.host.name)?;
+        check_lockout(&v).map_err(|(var, m)| {
+            ctx.var_error(
+                &var,
+                format!("role ssh_hardening on {}: {m}", ctx.host.name),
+            )
+        })?;
         super::deploy_user::all_keys(&v.deploy_keys, &v.deploy_key_files, ctx)?;
         let file = config_file(DROP_IN, drop_in(&v), 0o644);
         let login = v.ssh_lockout_check.then(|| v.deploy_user.clone());
@@ -215,22 +227,25 @@ mod tests {
     #[test]
     fn refuses_to_lock_out_without_deploy_keys() {
         let v = Vars::default();
-        let e = check_lockout(&v, "web1").unwrap_err();
-        assert!(
-            e.message().contains("no deploy key is configured"),
-            "{}",
-            e.message()
-        );
+        let (var, e) = check_lockout(&v).unwrap_err();
+        assert_eq!(var, "deploy_keys");
+        assert!(e.contains("no deploy key is configured"), "{e}");
         let v = Vars {
             deploy_keys: vec!["ssh-ed25519 AAAAC3Nz x".into()],
             ..Vars::default()
         };
-        assert!(check_lockout(&v, "web1").is_ok());
+        assert!(check_lockout(&v).is_ok());
         let v = Vars {
             ssh_allow_users: vec!["ops".into()],
             ..v
         };
-        assert!(check_lockout(&v, "web1").is_err());
+        assert_eq!(check_lockout(&v).unwrap_err().0, "ssh_allow_users");
+        let v = Vars {
+            ssh_allow_users: vec!["deploy".into()],
+            ssh_macs: vec!["hmac-sha2-512".into(), "bad mac".into()],
+            ..v
+        };
+        assert_eq!(check_lockout(&v).unwrap_err().0, "ssh_macs[1]");
     }
 
     #[test]

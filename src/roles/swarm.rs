@@ -19,8 +19,9 @@ use crate::resource::swarm::{
 pub struct Swarm;
 pub struct SwarmCluster;
 
+/// One entry of `swarm_networks`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct NetworkVar {
     pub name: String,
     pub encrypted: bool,
@@ -67,18 +68,22 @@ impl Default for Vars {
 
 /// Where a host can be reached by the other nodes: its `swarm_advertise_addr`
 /// variable, else its inventory address; an IP address either way.
-fn node_address(host: &Host) -> InputResult<String> {
-    let addr = host
+fn node_address(host: &Host, ctx: &RoleContext<'_>) -> InputResult<String> {
+    let set = host
         .vars
         .get("swarm_advertise_addr")
         .and_then(|v| v.as_str())
-        .filter(|s| !s.is_empty())
-        .unwrap_or(&host.address);
+        .filter(|s| !s.is_empty());
+    let addr = set.unwrap_or(&host.address);
     addr.parse::<IpAddr>().map(|_| addr.to_string()).map_err(|_| {
-        InputError::plain(format!(
+        let message = format!(
             "swarm: {} has no IP address to advertise (`{addr}`): set its address to an IP, or swarm_advertise_addr",
             host.name
-        ))
+        );
+        match set {
+            Some(_) => ctx.host_var_error(&host.name, "swarm_advertise_addr", message),
+            None => InputError::plain(message),
+        }
     })
 }
 
@@ -121,7 +126,7 @@ impl TypedRole for Swarm {
             ))
         })?;
         let lead = leader(&v.swarm_managers_group, ctx)?;
-        let leader_address = node_address(lead)?;
+        let leader_address = node_address(lead, ctx)?;
         let is_leader = lead.name == host.name;
         Ok(vec![Box::new(SwarmNode {
             role,
@@ -129,7 +134,7 @@ impl TypedRole for Swarm {
                 host: lead.name.clone(),
                 address: leader_address.clone(),
             }),
-            advertise_addr: node_address(host)?,
+            advertise_addr: node_address(host, ctx)?,
             leader_address,
         })])
     }
@@ -156,12 +161,16 @@ impl TypedRole for SwarmCluster {
                 .map(|l| serde_json::from_value::<BTreeMap<String, String>>(l.clone()))
                 .transpose()
                 .map_err(|e| {
-                    InputError::plain(format!("swarm: {}: swarm_node_labels: {e}", host.name))
+                    ctx.host_var_error(
+                        &host.name,
+                        "swarm_node_labels",
+                        format!("swarm: {}: swarm_node_labels: {e}", host.name),
+                    )
                 })?
                 .unwrap_or_default();
             nodes.push(ExpectedNode {
                 name: host.name.clone(),
-                address: node_address(host)?,
+                address: node_address(host, ctx)?,
                 role,
                 labels,
             });
@@ -169,7 +178,8 @@ impl TypedRole for SwarmCluster {
         let networks = v
             .swarm_networks
             .iter()
-            .map(|n| {
+            .enumerate()
+            .map(|(i, n)| {
                 let ok = !n.name.is_empty()
                     && n.name
                         .chars()
@@ -180,10 +190,13 @@ impl TypedRole for SwarmCluster {
                     attachable: n.attachable,
                 })
                 .ok_or_else(|| {
-                    InputError::plain(format!(
-                        "swarm_networks: `{}` is not a valid network name",
-                        n.name
-                    ))
+                    ctx.var_error(
+                        &format!("swarm_networks[{i}].name"),
+                        format!(
+                            "role swarm_cluster on {}: swarm_networks[{i}].name: `{}` is not a valid network name",
+                            ctx.host.name, n.name
+                        ),
+                    )
                 })
             })
             .collect::<InputResult<Vec<_>>>()?;

@@ -64,7 +64,7 @@ impl TypedRole for Monitoring {
     const ABOUT: &'static str = "Prometheus, alert rules, Alertmanager, Grafana, Loki and Promtail as a Swarm stack (run on the managers)";
 
     fn build(&self, v: Vars, ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
-        v.check(&ctx.host.name)?;
+        v.check(ctx)?;
         let dir = v.monitoring_dir.trim_end_matches('/');
         let mut out: Vec<Box<dyn Resource>> = vec![
             Box::new(directory(dir, 0o755)),
@@ -142,11 +142,7 @@ impl TypedRole for MonitoringNode {
         "what every node needs for the monitoring stack's global services (run on all hosts)";
 
     fn build(&self, v: NodeVars, ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
-        vars::check_path(
-            &ctx.host.name,
-            "promtail_app_log_dir",
-            &v.promtail_app_log_dir,
-        )?;
+        vars::check_path(ctx, "promtail_app_log_dir", &v.promtail_app_log_dir)?;
         Ok(vec![Box::new(directory(&v.promtail_app_log_dir, 0o755))])
     }
 }
@@ -241,6 +237,8 @@ mod tests {
             templates: &Templates::new(templates.map(|p| p.to_path_buf())),
             template_vars: serde_json::Value::Object(template_vars),
             offline: false,
+            origins: &Default::default(),
+            inventory_origins: &Default::default(),
         };
         Ok(Monitoring.resources(&ctx)?.iter().map(|r| r.id()).collect())
     }

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::diag::{InputError, InputResult};
+use crate::diag::InputResult;
+use crate::roles::RoleContext;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(default)]
@@ -84,7 +85,7 @@ pub struct Vars {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Images {
     pub prometheus: String,
     pub alertmanager: String,
@@ -110,7 +111,7 @@ impl Default for Images {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     pub prometheus: String,
     pub alertmanager: String,
@@ -210,25 +211,34 @@ impl Default for NodeVars {
     }
 }
 
-pub fn check_path(host: &str, name: &str, path: &str) -> InputResult<()> {
+pub fn check_path(ctx: &RoleContext<'_>, name: &str, path: &str) -> InputResult<()> {
     if !path.starts_with('/') || path.contains(char::is_whitespace) {
-        return Err(InputError::plain(format!(
-            "role monitoring on {host}: {name}: `{path}` must be an absolute path without spaces"
-        )));
+        return Err(ctx.var_error(
+            name,
+            format!(
+                "role monitoring on {}: {name}: `{path}` must be an absolute path without spaces",
+                ctx.host.name
+            ),
+        ));
     }
     Ok(())
 }
 
 impl Vars {
-    pub fn check(&self, host: &str) -> InputResult<()> {
-        let err = |msg: String| InputError::plain(format!("role monitoring on {host}: {msg}"));
-        check_path(host, "monitoring_dir", &self.monitoring_dir)?;
-        check_path(host, "promtail_app_log_dir", &self.promtail_app_log_dir)?;
+    pub fn check(&self, ctx: &RoleContext<'_>) -> InputResult<()> {
+        let err = |var: &str, msg: String| {
+            ctx.var_error(var, format!("role monitoring on {}: {msg}", ctx.host.name))
+        };
+        check_path(ctx, "monitoring_dir", &self.monitoring_dir)?;
+        check_path(ctx, "promtail_app_log_dir", &self.promtail_app_log_dir)?;
         if !["always", "changed", "never"].contains(&self.monitoring_resolve_image.as_str()) {
-            return Err(err(format!(
-                "monitoring_resolve_image: `{}` is not one of always, changed, never",
-                self.monitoring_resolve_image
-            )));
+            return Err(err(
+                "monitoring_resolve_image",
+                format!(
+                    "monitoring_resolve_image: `{}` is not one of always, changed, never",
+                    self.monitoring_resolve_image
+                ),
+            ));
         }
         let valid_name = |s: &str| {
             !s.is_empty()
@@ -236,22 +246,29 @@ impl Vars {
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         };
         if !valid_name(&self.monitoring_stack) {
-            return Err(err(format!(
-                "monitoring_stack: `{}` is not a valid stack name (letters, digits, - and _)",
-                self.monitoring_stack
-            )));
+            return Err(err(
+                "monitoring_stack",
+                format!(
+                    "monitoring_stack: `{}` is not a valid stack name (letters, digits, - and _)",
+                    self.monitoring_stack
+                ),
+            ));
         }
         if self.grafana_smtp_enabled && self.grafana_smtp_host.is_empty() {
-            return Err(err("grafana_smtp_enabled needs grafana_smtp_host".into()));
+            return Err(err(
+                "grafana_smtp_enabled",
+                "grafana_smtp_enabled needs grafana_smtp_host".into(),
+            ));
         }
         let email = [
             ("alertmanager_smtp_from", &self.alertmanager_smtp_from),
             ("alertmanager_email_to", &self.alertmanager_email_to),
         ];
         match email.iter().find(|(_, v)| v.is_empty()) {
-            Some((name, _)) if !self.alertmanager_smtp_smarthost.is_empty() => Err(err(format!(
-                "alertmanager_smtp_smarthost is set, so {name} must be too"
-            ))),
+            Some((name, _)) if !self.alertmanager_smtp_smarthost.is_empty() => Err(err(
+                "alertmanager_smtp_smarthost",
+                format!("alertmanager_smtp_smarthost is set, so {name} must be too"),
+            )),
             _ => Ok(()),
         }
     }

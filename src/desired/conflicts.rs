@@ -1,0 +1,179 @@
+//! Two resources of one host managing the same thing (a path, a package, a
+//! systemd unit, a user, a group, a sysctl key; see [`Managed`]) would undo
+//! each other on every apply, or one would silently win: that is an error
+//! naming both, within a play or across plays, roles and inline resources
+//! alike. Some things are shared by design: a package two resources both
+//! want installed (or both want absent), the keys several roles set in one
+//! JSON file, the group memberships a role adds to a user.
+
+use std::ops::Range;
+
+use toml::de::DeValue;
+
+use crate::config::doc::Node;
+use crate::diag::{InputError, InputResult, SourceFile};
+use crate::resource::{Managed, Resource, Thing};
+
+/// Who asked for a resource.
+pub(super) enum Owner<'n, 'a> {
+    Role {
+        role: &'static str,
+        play: usize,
+    },
+    /// A `[[play.resources]]` table of the playbook.
+    Inline {
+        node: &'n Node<'a>,
+    },
+}
+
+/// An owner as kept: an inline resource by the spot that names what it manages.
+enum Held {
+    Role { role: &'static str, play: usize },
+    Inline { kind: String, span: Range<usize> },
+}
+
+struct Claim {
+    managed: Managed,
+    by: Held,
+}
+
+/// What the resources of one host manage so far.
+pub(super) struct Claims<'p> {
+    host: &'p str,
+    playbook: &'p SourceFile,
+    claims: Vec<Claim>,
+}
+
+impl<'p> Claims<'p> {
+    pub fn new(host: &'p str, playbook: &'p SourceFile) -> Self {
+        Self {
+            host,
+            playbook,
+            claims: Vec::new(),
+        }
+    }
+
+    /// Records what `resource` manages; an error if another resource manages it already.
+    pub fn add(&mut self, resource: &dyn Resource, owner: &Owner<'_, '_>) -> InputResult<()> {
+        for managed in resource.manages() {
+            let by = match owner {
+                Owner::Role { role, play } => Held::Role { role, play: *play },
+                Owner::Inline { node } => Held::Inline {
+                    kind: resource
+                        .id()
+                        .split(':')
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                    span: span_of(node, &managed),
+                },
+            };
+            if let Some(earlier) = self.claims.iter().find(|c| !c.managed.compatible(&managed)) {
+                return Err(self.conflict(earlier, &managed, &by));
+            }
+            self.claims.push(Claim { managed, by });
+        }
+        Ok(())
+    }
+
+    fn describe(&self, held: &Held) -> String {
+        match held {
+            Held::Role { role, play } => format!("role {role} (play {})", play + 1),
+            Held::Inline { kind, span } => {
+                let (line, col) = self.playbook.line_col(span.start);
+                format!(
+                    "the {kind} resource at {}:{line}:{col}",
+                    self.playbook.name()
+                )
+            }
+        }
+    }
+
+    /// The error about `later` meeting `earlier`, at the inline one of them
+    /// (the later one when both are): that is where the user can change it.
+    fn conflict(&self, earlier: &Claim, managed: &Managed, later: &Held) -> InputError {
+        let thing = format!("{} `{}`", managed.thing.noun(), managed.key);
+        let host = self.host;
+        let wants = earlier.managed.want.zip(managed.want);
+        let mine = (later, managed.want);
+        let theirs = (&earlier.by, earlier.managed.want);
+        // `here`: the one the error points at (or the later one), `other`: the one it names.
+        let (at, (here, want_here), (other, want_other)) = match (later, &earlier.by) {
+            (Held::Inline { span, .. }, _) => (Some(span), mine, theirs),
+            (_, Held::Inline { span, .. }) => (Some(span), theirs, mine),
+            _ => (None, mine, theirs),
+        };
+        let message = match (at, wants) {
+            (Some(_), Some(_)) => format!(
+                "{thing} is wanted {} here, but {} wants it {} on {host}",
+                want_here.unwrap_or_default(),
+                self.describe(other),
+                want_other.unwrap_or_default()
+            ),
+            (Some(_), None) => format!(
+                "{thing} is {} managed by {} on {host}",
+                if std::ptr::eq(here, later) {
+                    "already"
+                } else {
+                    "also"
+                },
+                self.describe(other)
+            ),
+            (None, Some(_)) => format!(
+                "on {host}, {} wants {thing} {}, and {} wants it {}",
+                self.describe(other),
+                want_other.unwrap_or_default(),
+                self.describe(here),
+                want_here.unwrap_or_default()
+            ),
+            (None, None) => format!(
+                "{thing} is managed by both {} and {} on {host}",
+                self.describe(other),
+                self.describe(here)
+            ),
+        };
+        let help = match managed.thing {
+            Thing::SysctlKey => {
+                "a sysctl key has one owner per host: set the sysctl role's keys through sysctl_settings, or drop one of the two"
+            }
+            _ => {
+                "each path, package, unit, user, group and sysctl key has one owner per host: drop one of the two, or change what a role writes through its variables (docs/roles.md)"
+            }
+        };
+        match at {
+            Some(span) => self.playbook.error(span.clone(), message),
+            None => InputError::plain(message),
+        }
+        .with_help(help)
+    }
+}
+
+/// Where an inline resource names `managed`: the list item, table key or
+/// value of the key that holds it (`path`, `name`, `settings`, `groups`), as
+/// written; the resource's table when it is not written as such (a template).
+fn span_of(node: &Node<'_>, managed: &Managed) -> Range<usize> {
+    let fields: &[&str] = match managed.thing {
+        Thing::Path => &["path", "name"],
+        Thing::SysctlKey => &["settings"],
+        Thing::Membership => &["groups"],
+        Thing::Package | Thing::Unit | Thing::User | Thing::Group => &["name"],
+    };
+    let Some(field) = fields.iter().find_map(|f| node.get_ref().get(*f)) else {
+        return node.span();
+    };
+    let key = match managed.thing {
+        Thing::Membership => managed.key.rsplit(':').next().unwrap_or_default(),
+        _ => managed.key.as_str(),
+    };
+    match field.get_ref() {
+        DeValue::Array(items) => items
+            .iter()
+            .find(|i| i.get_ref().as_str() == Some(key))
+            .map_or(field.span(), |i| i.span()),
+        DeValue::Table(t) => t
+            .iter()
+            .find(|(k, _)| k.get_ref() == key)
+            .map_or(field.span(), |(k, _)| k.span()),
+        _ => field.span(),
+    }
+}
