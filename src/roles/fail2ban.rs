@@ -63,13 +63,18 @@ impl TypedRole for Fail2ban {
     fn build(&self, v: Vars, _ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
         // python3-systemd lets fail2ban read the journal; iptables carries out the bans.
         let packages = Package::present(&["fail2ban", "python3-systemd", "iptables"]);
+        // `.local` files are read after every `.conf`: Ubuntu's defaults-debian.conf
+        // sets banaction = nftables, and would win over a `.conf` sorting before it.
         let mut jail = config_file(
-            "/etc/fail2ban/jail.d/90-slipway.conf",
+            "/etc/fail2ban/jail.d/slipway.local",
             jail_config(&v),
             0o644,
         );
         jail.notify = vec!["fail2ban".into()];
-        let mut verify = String::from("fail2ban-client ping && fail2ban-client status sshd");
+        // The jail must ban through iptables, where UFW and DOCKER-USER are.
+        let mut verify = String::from(
+            "fail2ban-client ping && fail2ban-client status sshd && fail2ban-client get sshd actions | grep -qx iptables-multiport",
+        );
         if v.fail2ban_recidive {
             verify.push_str(" && fail2ban-client status recidive");
         }
