@@ -27,7 +27,7 @@ struct Spec {
     creates: Option<toml::Spanned<String>>,
     unless: Option<String>,
     #[serde(default)]
-    notify: Vec<String>,
+    notify: Vec<toml::Spanned<String>>,
 }
 
 pub fn build<'a>(node: &Node<'a>, ctx: &BuildContext<'a>) -> InputResult<Box<dyn Resource>> {
@@ -52,7 +52,7 @@ pub fn build<'a>(node: &Node<'a>, ctx: &BuildContext<'a>) -> InputResult<Box<dyn
         run,
         creates: spec.creates.map(|c| c.into_inner()),
         unless: spec.unless,
-        notify: spec.notify,
+        notify: super::file::check_notify(spec.notify, ctx.doc.src)?,
     }))
 }
 

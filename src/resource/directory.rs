@@ -22,8 +22,8 @@ pub struct Directory {
 struct Spec {
     path: Spanned<String>,
     mode: Option<Spanned<String>>,
-    owner: Option<String>,
-    group: Option<String>,
+    owner: Option<Spanned<String>>,
+    group: Option<Spanned<String>>,
     #[serde(default)]
     state: Presence,
 }

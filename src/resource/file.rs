@@ -35,11 +35,11 @@ struct Spec {
     template: Option<Spanned<String>>,
     source: Option<Spanned<String>>,
     mode: Option<Spanned<String>>,
-    owner: Option<String>,
-    group: Option<String>,
+    owner: Option<Spanned<String>>,
+    group: Option<Spanned<String>>,
     validate: Option<Spanned<String>>,
     #[serde(default)]
-    notify: Vec<String>,
+    notify: Vec<Spanned<String>>,
     #[serde(default)]
     state: Presence,
     #[serde(default)]
@@ -112,17 +112,54 @@ pub fn build<'a>(node: &Node<'a>, ctx: &BuildContext<'a>) -> InputResult<Box<dyn
         content,
         attrs,
         validate: spec.validate.map(Spanned::into_inner),
-        notify: spec.notify,
+        notify: check_notify(spec.notify, src)?,
         sensitive,
     }))
 }
 
+/// `notify` entries: the units to restart, each a plain unit name.
+pub fn check_notify(
+    notify: Vec<Spanned<String>>,
+    src: &crate::diag::SourceFile,
+) -> InputResult<Vec<String>> {
+    notify
+        .into_iter()
+        .map(|n| {
+            super::service::check_unit_name(n.get_ref())
+                .map_err(|m| src.error(n.span(), format!("notify: {m}")))?;
+            Ok(n.into_inner())
+        })
+        .collect()
+}
+
+/// A path on the host: absolute, one line, no `.` or `..` parts, no empty
+/// part, no trailing `/` (it names a file or a directory, not a pattern).
 pub fn check_abs(path: &str) -> Result<(), String> {
-    if !Path::new(path).is_absolute() || path.contains('\0') {
-        return Err(format!("path `{path}` must be absolute"));
+    if let Some(c) = path.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "path {path:?} contains the control character {c:?}: a path is one line of text"
+        ));
+    }
+    if !Path::new(path).is_absolute() {
+        return Err(format!("path `{path}` must be absolute (start with /)"));
     }
     if path == "/" {
         return Err("path `/` is not allowed here".into());
+    }
+    if path.ends_with('/') {
+        return Err(format!(
+            "path `{path}` ends with `/`: write it without, `{}`",
+            path.trim_end_matches('/')
+        ));
+    }
+    if let Some(part) = path[1..]
+        .split('/')
+        .find(|p| p.is_empty() || *p == "." || *p == "..")
+    {
+        let part = if part.is_empty() { "//" } else { part };
+        return Err(format!(
+            "path `{path}` contains `{part}`: write the path it stands for"
+        ));
     }
     Ok(())
 }
@@ -295,6 +332,42 @@ impl File {
             }
         } else {
             crate::diff::file_diff(&self.path, old, new)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_paths_are_absolute_single_lines_without_dot_parts() {
+        for ok in ["/etc/motd", "/srv/app.d/x.conf", "/a/.hidden", "/a/..b"] {
+            assert_eq!(check_abs(ok), Ok(()), "{ok}");
+        }
+        for (bad, says) in [
+            ("etc/motd", "absolute"),
+            ("", "absolute"),
+            ("/", "not allowed"),
+            ("/etc/../shadow", "`..`"),
+            ("/etc/./motd", "`.`"),
+            ("/etc//motd", "`//`"),
+            ("/etc/motd/", "ends with `/`"),
+            ("/etc/motd\nx", "control character '\\n'"),
+            ("/etc/mo\0td", "control character"),
+        ] {
+            let e = check_abs(bad).expect_err(bad);
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn owners_are_names_or_ids() {
+        use super::super::fsattr::check_owner;
+        assert!(check_owner("www-data").is_ok());
+        assert!(check_owner("1000").is_ok());
+        for bad in ["", "Root", "a b", "root:root", "x;rm", "12345678901"] {
+            assert!(check_owner(bad).is_err(), "{bad}");
         }
     }
 }

@@ -13,12 +13,20 @@ pub struct FsAttrs {
     pub group: Option<String>,
 }
 
-/// The TOML form, before the mode is checked.
+/// The TOML form, before mode, owner and group are checked.
 #[derive(Debug, Default, Deserialize)]
 pub struct RawAttrs {
     pub mode: Option<toml::Spanned<String>>,
-    pub owner: Option<String>,
-    pub group: Option<String>,
+    pub owner: Option<toml::Spanned<String>>,
+    pub group: Option<toml::Spanned<String>>,
+}
+
+/// An owner or group: a user or group name, or a numeric id.
+pub fn check_owner(name: &str) -> Result<(), String> {
+    if !name.is_empty() && name.len() <= 10 && name.chars().all(|c| c.is_ascii_digit()) {
+        return Ok(());
+    }
+    super::group::check_account_name(name)
 }
 
 /// Shell printing `type=`, and for existing paths `mode=`, `owner=`, `group=`, of `$p`.
@@ -40,18 +48,24 @@ impl FsAttrs {
         }
     }
 
+    /// Checks the TOML form; `error` makes an error at a value's span.
     pub fn from_raw(
         raw: RawAttrs,
-        bad_mode: impl Fn(std::ops::Range<usize>, String) -> crate::diag::InputError,
+        error: impl Fn(std::ops::Range<usize>, String) -> crate::diag::InputError,
     ) -> crate::diag::InputResult<Self> {
         let mode = match raw.mode {
-            Some(m) => Some(parse_mode(m.get_ref()).map_err(|e| bad_mode(m.span(), e))?),
+            Some(m) => Some(parse_mode(m.get_ref()).map_err(|e| error(m.span(), e))?),
             None => None,
         };
+        for (what, name) in [("owner", &raw.owner), ("group", &raw.group)] {
+            if let Some(n) = name {
+                check_owner(n.get_ref()).map_err(|e| error(n.span(), format!("{what}: {e}")))?;
+            }
+        }
         Ok(Self {
             mode,
-            owner: raw.owner,
-            group: raw.group,
+            owner: raw.owner.map(toml::Spanned::into_inner),
+            group: raw.group.map(toml::Spanned::into_inner),
         })
     }
 

@@ -53,17 +53,7 @@ struct Spec {
 
 pub fn build<'a>(node: &Node<'a>, ctx: &BuildContext<'a>) -> InputResult<Box<dyn Resource>> {
     let spec: Spec = ctx.typed(node)?;
-    let name = spec.name.get_ref();
-    let valid = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.@:\\".contains(c));
-    if !valid {
-        return Err(ctx.doc.src.error(
-            spec.name.span(),
-            format!("`{name}` is not a valid systemd unit name"),
-        ));
-    }
+    check_unit_name(spec.name.get_ref()).map_err(|m| ctx.doc.src.error(spec.name.span(), m))?;
     if spec.enabled.is_none() && spec.state.is_none() {
         return Err(ctx
             .error(node, "a service needs `enabled`, `state`, or both")
@@ -77,6 +67,20 @@ pub fn build<'a>(node: &Node<'a>, ctx: &BuildContext<'a>) -> InputResult<Box<dyn
         verify: None,
         skip_in_container: false,
     }))
+}
+
+/// A systemd unit name, as a service or a `notify` entry names it.
+pub fn check_unit_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 255
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@:\\".contains(c));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!("`{name}` is not a valid systemd unit name"))
+    }
 }
 
 /// `systemctl is-enabled` answers that count as enabled.

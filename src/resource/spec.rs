@@ -53,6 +53,7 @@ impl<'a> BuildContext<'a> {
 pub fn build<'a>(node: &Node<'a>, ctx: &BuildContext<'a>) -> InputResult<Box<dyn Resource>> {
     let mut node = node.clone();
     render_strings(&mut node, ctx)?;
+    refuse_secrets(&node, ctx)?;
     let Some(kind) = node.get_ref().get("type") else {
         return Err(ctx
             .error(&node, "resource has no `type`")
@@ -75,6 +76,40 @@ pub fn build<'a>(node: &Node<'a>, ctx: &BuildContext<'a>) -> InputResult<Box<dyn
     Err(ctx
         .error(kind, message)
         .with_help(format!("one of: {}", super::kind::inline_names())))
+}
+
+/// Keys whose values name things: files, accounts, units, templates. A
+/// secret there would show in every plan and become a file name (`render`).
+const NAMING_KEYS: &[&str] = &[
+    "path", "name", "owner", "group", "groups", "home", "shell", "creates", "notify", "template",
+    "source",
+];
+
+fn refuse_secrets(node: &Node<'_>, ctx: &BuildContext<'_>) -> InputResult<()> {
+    for key in NAMING_KEYS {
+        let Some(value) = node.get_ref().get(key) else {
+            continue;
+        };
+        let items = match value.get_ref() {
+            DeValue::Array(items) => items.iter().collect(),
+            _ => vec![value],
+        };
+        for item in items {
+            if let DeValue::String(s) = item.get_ref()
+                && ctx.redactor.touches(s.as_bytes())
+            {
+                return Err(ctx
+                    .doc
+                    .src
+                    .error(item.span(), format!("`{key}` comes from a secret"))
+                    .with_help(
+                        "a secret cannot name a file, an account, a unit or a template: \
+                         names show in plans and become file names",
+                    ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn render_strings<'a>(node: &mut Node<'a>, ctx: &BuildContext<'a>) -> InputResult<()> {

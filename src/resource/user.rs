@@ -33,8 +33,8 @@ struct Spec {
     uid: Option<u32>,
     #[serde(default)]
     groups: Vec<toml::Spanned<String>>,
-    shell: Option<String>,
-    home: Option<String>,
+    shell: Option<toml::Spanned<String>>,
+    home: Option<toml::Spanned<String>>,
     #[serde(default)]
     system: bool,
     password_locked: Option<bool>,
@@ -53,6 +53,12 @@ pub fn build<'a>(node: &Node<'a>, ctx: &BuildContext<'a>) -> InputResult<Box<dyn
     for g in &spec.groups {
         check_account_name(g.get_ref()).map_err(|m| src.error(g.span(), m))?;
     }
+    for (what, path) in [("shell", &spec.shell), ("home", &spec.home)] {
+        if let Some(p) = path {
+            super::file::check_abs(p.get_ref())
+                .map_err(|m| src.error(p.span(), format!("{what}: {m}")))?;
+        }
+    }
     for k in &spec.authorized_keys {
         if key_id(k.get_ref()).is_none() {
             return Err(src
@@ -64,8 +70,8 @@ pub fn build<'a>(node: &Node<'a>, ctx: &BuildContext<'a>) -> InputResult<Box<dyn
         name: spec.name.into_inner(),
         uid: spec.uid,
         groups: spec.groups.into_iter().map(|g| g.into_inner()).collect(),
-        shell: spec.shell,
-        home: spec.home,
+        shell: spec.shell.map(toml::Spanned::into_inner),
+        home: spec.home.map(toml::Spanned::into_inner),
         system: spec.system,
         password_locked: spec.password_locked,
         authorized_keys: spec
