@@ -155,6 +155,10 @@ impl InputError {
         &self.0.message
     }
 
+    pub fn help(&self) -> Option<&str> {
+        self.0.help.as_deref()
+    }
+
     /// The error as it may be shown: no secret `redactor` knows, nor a value
     /// written inline in a secret's declaration in the quoted file, appears in
     /// its message, help or snippet; the snippet holds a few lines around the

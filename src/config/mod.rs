@@ -81,7 +81,8 @@ impl Project {
             .templates_dir
             .clone()
             .or_else(|| default_templates_dir(&opts.playbook));
-        let templates = Templates::new(templates_dir);
+        let templates =
+            Templates::new(templates_dir).looked_in(templates_candidates(&opts.playbook));
         Ok(Self {
             inventory,
             playbook,
@@ -130,10 +131,15 @@ fn check_identity_files(inventory: &Inventory, limit: &[String], offline: bool) 
 
 /// `templates/` beside the playbook, or beside its directory (`playbooks/../templates`).
 fn default_templates_dir(playbook: &Path) -> Option<PathBuf> {
-    let dir = playbook.parent().unwrap_or(Path::new("."));
-    [dir.join("templates"), dir.join("../templates")]
+    templates_candidates(playbook)
         .into_iter()
         .find(|p| p.is_dir())
+}
+
+/// Where a templates directory is looked for without --templates.
+fn templates_candidates(playbook: &Path) -> Vec<PathBuf> {
+    let dir = playbook.parent().unwrap_or(Path::new("."));
+    vec![dir.join("templates"), dir.join("../templates")]
 }
 
 pub fn home_dir() -> PathBuf {

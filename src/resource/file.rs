@@ -72,7 +72,11 @@ pub fn build<'a>(node: &Node<'a>, ctx: &BuildContext<'a>) -> InputResult<Box<dyn
                     if ctx.templates.exists(t.get_ref()) {
                         e
                     } else {
-                        src.error(t.span(), e.message().to_string())
+                        let at = src.error(t.span(), e.message().to_string());
+                        match e.help() {
+                            Some(help) => at.with_help(help),
+                            None => at,
+                        }
                     }
                 })?
                 .into_bytes()
