@@ -97,6 +97,34 @@ pub fn all_keys(
     Ok(all.into_iter().map(|(k, _)| k).collect())
 }
 
+/// `deploy_user`, as the roles that read it need it: a plain account name,
+/// not root (the deploy user is who logs in once root cannot), and not a
+/// secret (it names the sudoers drop-in and shows in every plan).
+pub fn check_deploy_user(name: &str, role: &str, ctx: &RoleContext<'_>) -> InputResult<()> {
+    let host = &ctx.host.name;
+    let fail = |m: String| Err(ctx.var_error("deploy_user", format!("role {role} on {host}: {m}")));
+    if let Some(crate::config::vars::Origin::File { secret: true, .. }) =
+        ctx.origins.get("deploy_user")
+    {
+        return fail(
+            "deploy_user comes from a secret: a user name names files and shows in plans, \
+             it cannot be a secret"
+                .into(),
+        );
+    }
+    if let Err(e) = crate::resource::group::check_account_name(name) {
+        return fail(format!("deploy_user: {e}"));
+    }
+    if name == "root" {
+        return fail(
+            "deploy_user = \"root\": the deploy user is the account that logs in once root \
+             cannot (ssh_hardening refuses root logins); name another account, e.g. \"deploy\""
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 impl TypedRole for DeployUser {
     type Vars = Vars;
     const NAME: &'static str = "deploy_user";
@@ -104,12 +132,7 @@ impl TypedRole for DeployUser {
         "the deploy user: SSH keys, groups, locked password, sudo drop-in validated with visudo";
 
     fn build(&self, v: Vars, ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
-        crate::resource::group::check_account_name(&v.deploy_user).map_err(|e| {
-            ctx.var_error(
-                "deploy_user",
-                format!("role deploy_user on {}: deploy_user: {e}", ctx.host.name),
-            )
-        })?;
+        check_deploy_user(&v.deploy_user, Self::NAME, ctx)?;
         let keys = all_keys(&v.deploy_keys, &v.deploy_key_files, ctx)?;
         let user = User {
             name: v.deploy_user.clone(),
@@ -141,5 +164,52 @@ impl TypedRole for DeployUser {
             Box::new(user),
             Box::new(sudoers),
         ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Inventory;
+    use crate::diag::SourceFile;
+    use crate::redact::Redactor;
+    use crate::template::Templates;
+
+    /// The deploy_user check for host h1 of an inventory with these `[vars]`.
+    fn check(vars: &str) -> Result<(), String> {
+        let text = format!("[vars]\n{vars}\n[hosts.h1]\naddress = \"10.0.0.1\"\n");
+        let src = SourceFile::from_text(std::path::Path::new("i.toml"), text);
+        let inv = Inventory::load(src, &Redactor::offline()).unwrap();
+        let host = inv.host("h1").unwrap();
+        let origins = crate::config::vars::inventory_origins(&inv).unwrap();
+        let ctx = RoleContext {
+            host,
+            vars: &host.vars,
+            inventory: &inv,
+            templates: &Templates::new(None),
+            template_vars: serde_json::Value::Null,
+            offline: true,
+            origins: &origins["h1"],
+            inventory_origins: &origins,
+        };
+        let name = host.vars["deploy_user"].as_str().unwrap_or_default();
+        check_deploy_user(name, "deploy_user", &ctx).map_err(|e| e.message().to_string())
+    }
+
+    #[test]
+    fn root_or_a_secret_cannot_be_the_deploy_user() {
+        assert_eq!(check("deploy_user = \"ops\""), Ok(()));
+        let e = check("deploy_user = \"root\"").unwrap_err();
+        assert!(
+            e.starts_with("i.toml:2:15: role deploy_user on h1: deploy_user = \"root\""),
+            "{e}"
+        );
+        let e = check("deploy_user = { secret = true, value = \"ops\" }").unwrap_err();
+        assert!(
+            e.starts_with("i.toml:2:1: ") && e.contains("comes from a secret"),
+            "{e}"
+        );
+        let e = check("deploy_user = \"Ops\"").unwrap_err();
+        assert!(e.contains("not a valid user or group name"), "{e}");
     }
 }

@@ -202,6 +202,7 @@ impl TypedRole for SshHardening {
     const ABOUT: &'static str = "sshd drop-in: no root or password login, modern algorithms, lockout-safe (validated, proven by a new login, rolled back)";
 
     fn build(&self, v: Vars, ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
+        super::deploy_user::check_deploy_user(&v.deploy_user, Self::NAME, ctx)?;
         check_lockout(&v).map_err(|(var, m)| {
             ctx.var_error(
                 &var,
