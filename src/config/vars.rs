@@ -344,11 +344,9 @@ impl Origin {
 
 /// The node whose span is `span`.
 fn find_span<'n, 'a>(node: &'n Node<'a>, span: &Range<usize>) -> Option<&'n Node<'a>> {
+    // No pruning by span: a `[table]` header's span does not cover its entries.
     if node.span() == *span {
         return Some(node);
-    }
-    if !(node.span().start <= span.start && span.end <= node.span().end) {
-        return None;
     }
     match node.get_ref() {
         DeValue::Table(t) => t.values().find_map(|v| find_span(v, span)),
@@ -427,5 +425,76 @@ mod secret_and_extra_tests {
             let e = parse_extra(bad).expect_err(bad);
             assert!(e.message().starts_with("-e x: "), "{}", e.message());
         }
+    }
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::*;
+    use crate::config::Inventory;
+
+    #[test]
+    fn paths_split_into_a_name_and_steps() {
+        assert_eq!(split_path("ssh_port"), ("ssh_port", vec![]));
+        assert_eq!(
+            split_path("firewall_rules[10].port"),
+            (
+                "firewall_rules",
+                vec![Step::Index(10), Step::Key("port".into())]
+            )
+        );
+        assert_eq!(
+            split_path("monitoring_images.grafana"),
+            ("monitoring_images", vec![Step::Key("grafana".into())])
+        );
+    }
+
+    const INVENTORY: &str = "[vars]\nsite = \"a\"\nrules = [{ port = 1 }, { port = 2, form = \"x\" }]\n\
+        token = { secret = true, value = \"s-9\" }\n\n\
+        [groups.web]\nvars = { site = \"b\" }\n\n\
+        [hosts.web1]\ngroups = [\"web\"]\nvars = { only = 1 }\n\n[hosts.db1]\n";
+
+    fn inventory() -> Inventory {
+        let src = SourceFile::from_text(Path::new("i.toml"), INVENTORY.into());
+        Inventory::load(src, &Redactor::default()).unwrap()
+    }
+
+    fn at(o: &Origin, steps: &[Step], key: bool) -> String {
+        o.error("x", steps, key, "m".into()).message().to_string()
+    }
+
+    #[test]
+    fn inventory_origins_follow_the_precedence_of_the_values() {
+        let inv = inventory();
+        let all = inventory_origins(&inv).unwrap();
+        for host in &inv.hosts {
+            let names: Vec<&String> = all[&host.name].keys().collect();
+            let values: Vec<&String> = host.vars.keys().collect();
+            assert_eq!(names, values, "{}", host.name);
+        }
+        // The group's `site` wins over [vars] for web1; db1 has only [vars].
+        assert_eq!(all["web1"]["site"].describe("site"), "i.toml:7:10");
+        assert_eq!(all["db1"]["site"].describe("site"), "i.toml:2:1");
+        assert_eq!(all["web1"]["only"].describe("only"), "i.toml:11:10");
+        assert_eq!(Origin::Extra.describe("site"), "-e site");
+    }
+
+    #[test]
+    fn errors_point_inside_the_value_or_at_the_key_and_never_quote_a_secret() {
+        let all = inventory_origins(&inventory()).unwrap();
+        let rules = &all["db1"]["rules"];
+        assert!(at(rules, &[], false).starts_with("i.toml:3:9: "));
+        let port = [Step::Index(1), Step::Key("port".into())];
+        assert!(at(rules, &port, false).starts_with("i.toml:3:33: "));
+        let form = [Step::Index(1), Step::Key("form".into())];
+        assert!(at(rules, &form, true).starts_with("i.toml:3:36: "));
+        // Steps that lead nowhere stop where they can.
+        assert!(at(rules, &[Step::Index(7)], false).starts_with("i.toml:3:9: "));
+        // A secret: at its name, and with no source snippet that would show the value.
+        let e = all["db1"]["token"].error("token", &[], false, "m".into());
+        assert!(e.message().starts_with("i.toml:4:1: "), "{}", e.message());
+        assert!(!format!("{:?}", miette::Report::new(e)).contains("s-9"));
+        let e = Origin::Extra.error("site", &[], false, "bad".into());
+        assert_eq!(e.message(), "-e site: bad");
     }
 }

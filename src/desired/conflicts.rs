@@ -177,3 +177,115 @@ fn span_of(node: &Node<'_>, managed: &Managed) -> Range<usize> {
         _ => field.span(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::doc::Doc;
+    use crate::resource::file::File;
+    use crate::resource::json_keys::JsonKeys;
+    use crate::resource::package::{Package, PackageState};
+    use crate::resource::user::User;
+
+    fn role(role: &'static str, play: usize) -> Owner<'static, 'static> {
+        Owner::Role { role, play }
+    }
+
+    fn json(path: &str) -> JsonKeys {
+        JsonKeys {
+            path: path.into(),
+            keys: Default::default(),
+            validate: None,
+            notify: Vec::new(),
+        }
+    }
+
+    fn member(name: &str, group: &str) -> User {
+        User {
+            name: name.into(),
+            groups: vec![group.into()],
+            ..User::default()
+        }
+    }
+
+    #[test]
+    fn shared_things_are_shared_and_the_rest_has_one_owner() {
+        let pb = SourceFile::from_text(Path::new("p.toml"), String::new());
+        let mut c = Claims::new("web1", &pb);
+        c.add(&Package::present(&["curl", "sudo"]), &role("base", 0))
+            .unwrap();
+        c.add(&Package::present(&["sudo"]), &role("deploy_user", 0))
+            .unwrap();
+        let latest = Package {
+            state: PackageState::Latest,
+            ..Package::present(&["curl"])
+        };
+        c.add(&latest, &role("other", 1)).unwrap();
+        c.add(&json("/etc/docker/daemon.json"), &role("docker", 0))
+            .unwrap();
+        c.add(&json("/etc/docker/daemon.json"), &role("logrotate", 0))
+            .unwrap();
+        c.add(&member("deploy", "docker"), &role("docker", 0))
+            .unwrap();
+        c.add(&member("deploy", "docker"), &role("other", 1))
+            .unwrap();
+        let full = User {
+            shell: Some("/bin/bash".into()),
+            ..member("deploy", "sudo")
+        };
+        c.add(&full, &role("deploy_user", 0)).unwrap();
+
+        let absent = Package {
+            state: PackageState::Absent,
+            ..Package::present(&["curl"])
+        };
+        let e = c.add(&absent, &role("cleanup", 2)).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "on web1, role base (play 1) wants package `curl` installed, and role cleanup (play 3) wants it absent"
+        );
+        let file = File::root_owned("/etc/docker/daemon.json", b"{}".to_vec(), 0o644);
+        let e = c.add(&file, &role("mine", 1)).unwrap_err();
+        assert!(
+            e.message().starts_with(
+                "path `/etc/docker/daemon.json` is managed by both role docker (play 1) and role mine (play 2)"
+            ),
+            "{}",
+            e.message()
+        );
+        let e = c.add(&full, &role("again", 1)).unwrap_err();
+        assert!(e.message().starts_with("user `deploy` is managed by both"));
+    }
+
+    #[test]
+    fn an_inline_resource_is_named_by_where_it_names_the_thing() {
+        let text = "[[play]]\nhosts = \"all\"\n\n[[play.resources]]\ntype = \"package\"\nname = [\"jq\", \"curl\"]\nstate = \"absent\"\n";
+        let pb = SourceFile::from_text(Path::new("p.toml"), text.into());
+        let doc = Doc::parse(&pb).unwrap();
+        let node = crate::config::playbook::resource_node(&doc, 0, 0).unwrap();
+        let mut c = Claims::new("web1", &pb);
+        c.add(&Package::present(&["curl"]), &role("base", 0))
+            .unwrap();
+        let absent = Package {
+            state: PackageState::Absent,
+            ..Package::present(&["jq", "curl"])
+        };
+        let e = c.add(&absent, &Owner::Inline { node: &node }).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "p.toml:6:15: package `curl` is wanted absent here, but role base (play 1) wants it installed on web1"
+        );
+        // The other way round: the error still points at the inline resource.
+        let mut c = Claims::new("web1", &pb);
+        c.add(&absent, &Owner::Inline { node: &node }).unwrap();
+        let e = c
+            .add(&Package::present(&["jq"]), &role("tools", 1))
+            .unwrap_err();
+        assert_eq!(
+            e.message(),
+            "p.toml:6:9: package `jq` is wanted absent here, but role tools (play 2) wants it installed on web1"
+        );
+    }
+}

@@ -194,3 +194,61 @@ fn files(dir: &Path, depth: usize, out: &mut Vec<String>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_closest_role_variable_is_suggested() {
+        let known = roles::variables();
+        let suggest = |name: &str| {
+            let prefix = name.split_once('_').unwrap().0;
+            closest(name, prefix, known.keys()).cloned()
+        };
+        assert_eq!(
+            suggest("firewall_ssh_form").as_deref(),
+            Some("firewall_ssh_from")
+        );
+        assert_eq!(suggest("ssh_port_typo").as_deref(), Some("ssh_port"));
+        assert_eq!(
+            suggest("grafana_admin_pasword").as_deref(),
+            Some("grafana_admin_password")
+        );
+        assert_eq!(suggest("swarm_network").as_deref(), Some("swarm_networks"));
+    }
+
+    #[test]
+    fn templates_read_their_top_level_variables() {
+        let read = variables_of("{% for r in firewall_extra %}{{ r.port }}{% endfor %}{{ motd }}");
+        assert!(read.contains("firewall_extra") && read.contains("motd"));
+        assert!(!read.contains("r") && !read.contains("port"));
+        assert!(variables_of("no template here: firewall_x").is_empty());
+        // A template that does not parse counts every word in it.
+        assert!(variables_of("{% if ssh_banner %}").contains("ssh_banner"));
+    }
+
+    /// The built-in templates read no variable that begins like a role's
+    /// without being one, so a user setting it is never refused.
+    #[test]
+    fn built_in_templates_read_only_role_variables_with_a_role_prefix() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/monitoring");
+        let mut texts = Vec::new();
+        files(&dir, 0, &mut texts);
+        assert!(texts.len() >= 10, "{}", dir.display());
+        let known = roles::variables();
+        let prefixes = roles::variable_prefixes();
+        let mut stray = BTreeSet::new();
+        for text in &texts {
+            for name in variables_of(text) {
+                let prefixed = name
+                    .split_once('_')
+                    .is_some_and(|(p, _)| prefixes.contains(p));
+                if prefixed && !known.contains_key(&name) {
+                    stray.insert(name);
+                }
+            }
+        }
+        assert!(stray.is_empty(), "{stray:?}");
+    }
+}

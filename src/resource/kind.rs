@@ -81,7 +81,7 @@ pub const GROUP: Kind = Kind {
 
 pub const COMMAND: Kind = Kind {
     name: "command",
-    doc: "A shell command, run as root, guarded by `creates` or `unless`.",
+    doc: "A shell command, run as root under `set -e`.",
     manages: "nothing",
     probe: "whether `creates` exists, and the `unless` check",
     build: Some(super::command::build),
@@ -107,7 +107,7 @@ pub const JSON: Kind = Kind {
     name: "json",
     doc: "Top-level keys of a JSON file (Docker's daemon.json), several roles' keys merged into one.",
     manages: "the file's path; shared with the other roles' keys of that file",
-    probe: "the file's content",
+    probe: "the file's type, mode, owner and content",
     build: None,
 };
 
@@ -115,7 +115,7 @@ pub const STACK: Kind = Kind {
     name: "stack",
     doc: "A Docker Swarm stack deployed from a stack file on the leader.",
     manages: "nothing (its files are `file` resources)",
-    probe: "the last deploy's digest and the stack's services",
+    probe: "the marker of the last deploy and the stack's services",
     build: None,
 };
 
@@ -131,7 +131,7 @@ pub const SWARM: Kind = Kind {
     name: "swarm",
     doc: "A host's Swarm membership (`swarm:node`), and the leader's view of the whole swarm (`swarm:cluster`).",
     manages: "nothing",
-    probe: "`docker info` and, on the leader, the nodes and networks",
+    probe: "Docker's swarm state and, on the leader, its nodes and networks",
     build: None,
 };
 

@@ -230,3 +230,161 @@ fn json_to_toml(v: &serde_json::Value) -> Option<toml::Value> {
         ),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::Inventory;
+    use crate::diag::SourceFile;
+    use crate::redact::Redactor;
+    use crate::template::Templates;
+
+    fn inventory(vars: &str) -> Inventory {
+        let text = format!(
+            "[vars]\n{vars}\n[hosts.m1]\naddress = \"10.0.0.1\"\ngroups = [\"managers\"]\n"
+        );
+        let src = SourceFile::from_text(Path::new("i.toml"), text);
+        Inventory::load(src, &Redactor::default()).unwrap()
+    }
+
+    /// `role`'s resources on m1, with `top` over the inventory's variables over the defaults.
+    fn run(role: &dyn Role, inv: &Inventory, top: serde_json::Value) -> InputResult<usize> {
+        let host = inv.host("m1").unwrap();
+        let mut v = role.defaults();
+        crate::config::vars::layer(&mut v, &host.vars);
+        let top: VarMap = serde_json::from_value(top).unwrap();
+        crate::config::vars::layer(&mut v, &top);
+        let origins = crate::config::vars::inventory_origins(inv).unwrap();
+        let ctx = RoleContext {
+            host,
+            vars: &v,
+            inventory: inv,
+            templates: &Templates::new(None),
+            template_vars: serde_json::Value::Object(v.clone().into_iter().collect()),
+            offline: true,
+            origins: &origins["m1"],
+            inventory_origins: &origins,
+        };
+        role.resources(&ctx).map(|r| r.len())
+    }
+
+    fn unknown_key(result: InputResult<usize>) -> bool {
+        result.is_err_and(|e| e.message().contains("unknown field `bogus_key`"))
+    }
+
+    #[test]
+    fn prefixes_are_the_first_words_of_role_variables() {
+        let p = variable_prefixes();
+        for word in [
+            "firewall",
+            "ssh",
+            "deploy",
+            "docker",
+            "swarm",
+            "monitoring",
+            "grafana",
+            "alert",
+            "alertmanager",
+            "prometheus",
+            "loki",
+            "promtail",
+            "fail2ban",
+            "sysctl",
+            "base",
+            "app",
+            "journald",
+        ] {
+            assert!(p.contains(word), "{word}: {p:?}");
+        }
+        assert!(!p.contains("motd") && !p.contains("site"));
+        assert_eq!(
+            variables()["ssh_port"],
+            ["ssh_hardening", "firewall", "fail2ban"]
+        );
+    }
+
+    /// Every nested table of role variables is a struct that rejects unknown
+    /// keys; the maps meant to be free-form (labels, options, settings) stay so.
+    #[test]
+    fn nested_tables_reject_unknown_keys_and_free_form_maps_stay_free() {
+        let inv = inventory("deploy_keys = [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB x\"]");
+        let mut checked = 0;
+        for role in all() {
+            for (name, default) in role.defaults() {
+                let serde_json::Value::Object(mut table) = default else {
+                    continue;
+                };
+                let free = table.is_empty();
+                table.insert("bogus_key".into(), json!("1"));
+                let result = run(*role, &inv, json!({ name.clone(): table }));
+                assert_eq!(unknown_key(result), !free, "{} {name}", role.name());
+                checked += 1;
+            }
+        }
+        assert!(checked >= 5, "{checked}");
+        for (role, name, item) in [
+            (
+                "swarm_cluster",
+                "swarm_networks",
+                json!({"name": "backend"}),
+            ),
+            ("firewall", "firewall_rules", json!({"port": 80})),
+            ("firewall", "firewall_docker_published", json!({"port": 80})),
+        ] {
+            let role = lookup(role).unwrap();
+            assert!(
+                run(role, &inv, json!({ name: [item.clone()] })).is_ok(),
+                "{name}"
+            );
+            let mut bad = item;
+            bad["bogus_key"] = json!(true);
+            assert!(
+                unknown_key(run(role, &inv, json!({ name: [bad] }))),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_variable_error_points_where_the_value_was_set() {
+        let inv =
+            inventory("swarm_networks = [{ name = \"a\" }, { name = \"b\", atachable = true }]");
+        let e = run(lookup("swarm_cluster").unwrap(), &inv, json!({})).unwrap_err();
+        assert!(
+            e.message().starts_with(
+                "i.toml:2:49: role swarm_cluster on m1: variable `swarm_networks[1].atachable`: unknown field `atachable`"
+            ),
+            "{}",
+            e.message()
+        );
+        let inv = inventory("firewall_rules = [{ port = 80 }, { port = 99999 }]");
+        let e = run(lookup("firewall").unwrap(), &inv, json!({})).unwrap_err();
+        assert!(
+            e.message()
+                .starts_with("i.toml:2:43: role firewall on m1: firewall_rules[1].port:"),
+            "{}",
+            e.message()
+        );
+        // A secret of the wrong type: located at its name, its value never quoted.
+        let inv = inventory("ssh_port = { secret = true, value = \"s-77\" }");
+        let e = run(lookup("fail2ban").unwrap(), &inv, json!({})).unwrap_err();
+        assert!(e.message().starts_with("i.toml:2:1: "), "{}", e.message());
+        assert!(!e.message().contains("s-77"), "{}", e.message());
+        // A default is set nowhere: no location.
+        let e = run(
+            lookup("docker").unwrap(),
+            &inventory(""),
+            json!({"docker_repo_url": "http://x"}),
+        )
+        .unwrap_err();
+        assert!(
+            e.message().starts_with("role docker on m1: "),
+            "{}",
+            e.message()
+        );
+    }
+}
