@@ -76,24 +76,28 @@ fn human(ui: &Ui) -> Human {
     }
 }
 
+// Plans and reports (host errors included) reach stdout through the
+// redactor of every secret this run met, whatever produced them.
+
 fn print_plan(ui: &Ui, plan: &Plan) {
+    let redactor = crate::redact::global();
     match ui.format {
-        Format::Human => print!("{}", human(ui).plan(plan)),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&json::plan(plan)).expect("json")
-        ),
+        Format::Human => print!("{}", redactor.redact(&human(ui).plan(plan))),
+        Format::Json => println!("{}", redacted_json(json::plan(plan))),
     }
 }
 
 fn print_report(ui: &Ui, reports: &[HostReport]) {
+    let redactor = crate::redact::global();
     match ui.format {
-        Format::Human => print!("{}", human(ui).report(reports)),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&json::report(reports)).expect("json")
-        ),
+        Format::Human => print!("{}", redactor.redact(&human(ui).report(reports))),
+        Format::Json => println!("{}", redacted_json(json::report(reports))),
     }
+}
+
+fn redacted_json(mut value: serde_json::Value) -> String {
+    crate::redact::global().redact_json(&mut value);
+    serde_json::to_string_pretty(&value).expect("json")
 }
 
 async fn plan(args: PlanArgs, ui: &Ui) -> Result<i32, CliError> {
