@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{RoleContext, TypedRole};
+use crate::config::vars::Step;
 use crate::diag::{InputError, InputResult};
 use crate::resource::Resource;
 use crate::resource::sysctl::Sysctl as SysctlResource;
@@ -78,10 +79,13 @@ impl TypedRole for Sysctl {
                 other => other.to_string(),
             };
             crate::resource::sysctl::check_setting(&k, &text).map_err(|m| {
-                InputError::plain(format!(
-                    "role sysctl on {}: sysctl_settings: {m}",
-                    ctx.host.name
-                ))
+                let message = format!("role sysctl on {}: sysctl_settings: {m}", ctx.host.name);
+                // At the entry's key when the key is wrong, else at its value.
+                let at_key = crate::resource::sysctl::check_setting(&k, "").is_err();
+                match ctx.origins.get("sysctl_settings") {
+                    Some(o) => o.error("sysctl_settings", &[Step::Key(k.clone())], at_key, message),
+                    None => InputError::plain(message),
+                }
             })?;
             settings.insert(k, text);
         }
