@@ -16,6 +16,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod vars_and_conflicts;
+
 const INV: &str = "inventory.toml";
 const PB: &str = "playbook.toml";
 
