@@ -133,6 +133,9 @@ impl<'p> Claims<'p> {
             ),
         };
         let help = match managed.thing {
+            Thing::Package => {
+                "several resources may install a package, or several remove it, but not both: drop one of the two"
+            }
             Thing::SysctlKey => {
                 "a sysctl key has one owner per host: set the sysctl role's keys through sysctl_settings, or drop one of the two"
             }
