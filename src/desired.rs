@@ -248,3 +248,36 @@ pub fn context(project: &Project, host: &Host, vars: &VarMap) -> serde_json::Val
     map.insert("groups".into(), json!(project.inventory.groups));
     serde_json::Value::Object(map)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{LoadOptions, Project};
+
+    /// The shipped site playbook builds for the lab and the example inventory:
+    /// no variable nothing reads, no two owners of one thing, and every
+    /// resource of a kind `KINDS` declares.
+    #[test]
+    fn the_site_playbook_builds_with_declared_kinds_only() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for inventory in ["inventories/lab.toml", "inventories/example.toml"] {
+            let project = Project::load(&LoadOptions {
+                inventory: root.join(inventory),
+                playbook: root.join("playbooks/site.toml"),
+                offline: true,
+                ..LoadOptions::default()
+            })
+            .unwrap();
+            let states = super::build(&project).unwrap_or_else(|e| panic!("{inventory}: {e:?}"));
+            for r in states.iter().flat_map(|s| s.resources()) {
+                let id = r.id();
+                let kind = id.split(':').next().unwrap();
+                assert!(
+                    crate::resource::KINDS.iter().any(|k| k.name == kind),
+                    "{id}: kind `{kind}` is not in KINDS"
+                );
+            }
+        }
+    }
+}
