@@ -9,6 +9,8 @@
 //! a file and an inline value: none may appear in any output, in JSON, in
 //! `-vv` logs, or in a file `render` writes.
 
+mod values_and_secrets;
+
 use std::fs;
 use std::io::ErrorKind;
 use std::net::TcpListener;
