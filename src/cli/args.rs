@@ -95,12 +95,20 @@ pub struct Selection {
     pub limit: Option<String>,
 
     /// How many hosts to work on at once (at least 1)
-    #[arg(short, long, default_value_t = 20, value_name = "N",
-          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    #[arg(short, long, default_value_t = 20, value_name = "N", value_parser = forks)]
     pub forks: usize,
 
     #[command(flatten)]
     pub vars: VarArgs,
+}
+
+/// `--forks N`: a number of hosts, at least one.
+fn forks(arg: &str) -> Result<usize, String> {
+    match arg.parse::<usize>() {
+        Ok(0) => Err("at least 1 host must be worked on at once".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("not a number of hosts: {e}")),
+    }
 }
 
 /// Variables and templates from the command line, for every command that builds hosts' state.
