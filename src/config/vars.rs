@@ -53,8 +53,13 @@ pub fn resolve(raw: &RawVars, src: &SourceFile, redactor: &Redactor) -> InputRes
 /// declaration, or a mistake [`read_secret`] reports: never a plain table,
 /// which templates and plans would show in clear.
 fn secret_spec(value: &toml::Value) -> Option<&toml::Table> {
-    let table = value.as_table()?;
-    declares_secret(value).then_some(table)
+    // A list holding a secret's declaration: a table without `secret`, which
+    // `read_secret` reports as a secret declared inside the value.
+    static NESTED: std::sync::LazyLock<toml::Table> = std::sync::LazyLock::new(toml::Table::new);
+    if !declares_secret(value) {
+        return None;
+    }
+    Some(value.as_table().unwrap_or(&NESTED))
 }
 
 fn declares_secret(value: &toml::Value) -> bool {
@@ -395,6 +400,7 @@ mod secret_and_extra_tests {
             "a = { secret = false }\n",
             "a = { inner = { secret = true, value = \"s-5\" } }\n",
             "a = { list = [{ secret = true, value = \"s-6\" }] }\n",
+            "a = [{ secret = true, value = \"s-7\" }]\n",
         ] {
             let e = load(bad).expect_err(bad);
             assert!(
