@@ -488,3 +488,35 @@ fn unlock_shows_the_holder_and_releases_a_suspended_runs_lock() {
     suspended.wait().ok();
     unlock(&p, &inv, &host, &[]).expect(0);
 }
+
+/// A run that vanished where sshd does not notice (a session older than the
+/// hardening's ClientAlive settings, here a host without them): its lock goes
+/// once its heartbeats stop, without `unlock`.
+#[test]
+fn a_lock_whose_run_stopped_beating_goes_by_itself() {
+    let lab = lab("heartbeat", LabOs::Debian);
+    let p = Project::new();
+    let inv = p.write("inventory.toml", &inventory(&lab, ""));
+    let playbook = marking_playbook(&p, 1, 1);
+    let marks = host_root(&lab).join("root/marks");
+    let mut frozen = start(&p, &inv, &playbook, &[]);
+    wait_for("step 1 ends", 60, || {
+        std::fs::read_to_string(&marks).is_ok_and(|m| m.contains("end 1"))
+    });
+    let pid = frozen.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let stopped = Instant::now();
+    apply(&p, &inv, &playbook, &[]).expect(1);
+    // The holder waits 90 s for a beat; then the next run gets in.
+    std::thread::sleep(Duration::from_secs(95).saturating_sub(stopped.elapsed()));
+    let next = apply(&p, &inv, &playbook, &[]).expect(0);
+    assert!(!next.all().contains("locked by"), "{}", next.all());
+    frozen.kill().ok();
+    frozen.wait().ok();
+}

@@ -133,7 +133,7 @@ pub async fn prove(
                 out.stderr_str().trim()
             )),
             Err(e) => Err(format!(
-                "disarming the automatic revert of {resource} failed ({e}); the host puts the previous settings back when its timer fires"
+                "the connection broke while disarming the automatic revert of {resource} ({e}): the disarm may have reached the host; if it did not, the host puts the previous settings back when its timer fires, and the next run says so"
             )),
         },
         Err(why) => {

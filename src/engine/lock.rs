@@ -19,6 +19,9 @@ const EXIT_LOCKED: u32 = 75;
 const EXIT_BUSY: u32 = 76;
 /// How long a run waits for the remaining script of an interrupted one.
 const WAIT_SECS: u32 = 300;
+/// How long the lock holder waits for a heartbeat from its run (sent every
+/// `transport::ssh` heartbeats) before it lets go.
+const HOLD_SECS: u32 = 90;
 
 pub const RUN_LOCK: &str = "/run/lock/slipway.lock";
 pub const WORK_LOCK: &str = "/run/lock/slipway.work";
@@ -121,7 +124,10 @@ for f in {reverted}/*; do
   cat "$f" >> {reverted}.log; rm -f "$f"
 done
 echo "locked $$$notes"
-cat >/dev/null 9>&-
+# Held while the run's connection lives and beats: a peer that vanished
+# without sshd noticing (a session older than its ClientAlive settings)
+# stops beating, and the lock goes after {HOLD_SECS} s.
+while beat=$(timeout {HOLD_SECS} head -c 1 9>&-) && [ -n "$beat" ]; do :; done
 rm -f {OWNER}
 "#,
         owner = q(owner),

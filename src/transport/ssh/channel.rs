@@ -1,5 +1,6 @@
 //! One remote command per session channel.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -54,11 +55,14 @@ pub(super) async fn hold(
         while rx.wait().await.is_some() {}
         drop(permit);
     });
+    let tx = Arc::new(tx);
+    let beat = tokio::spawn(heartbeat(tx.clone()));
     Ok(Held::Running {
         first_line,
         guard: Box::new(SshHoldGuard {
-            tx,
+            tx: Some(tx),
             drain: Some(drain),
+            beat,
         }),
     })
 }
@@ -284,29 +288,53 @@ impl Drop for Closer {
     }
 }
 
-/// Keeps a held command's channel open until released or dropped.
+/// A byte on a held command's stdin this often tells it its holder lives: a
+/// command can then let go when the beats stop, even where sshd keeps a
+/// session whose client vanished (the host lock waits 90 s, see `lock`).
+pub const HEARTBEAT: Duration = Duration::from_secs(15);
+
+async fn heartbeat(tx: Arc<Closer>) {
+    loop {
+        tokio::time::sleep(HEARTBEAT).await;
+        if tx.data(b".".to_vec()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Keeps a held command's channel open, and beating, until released or dropped.
 struct SshHoldGuard {
-    tx: Closer,
+    tx: Option<Arc<Closer>>,
     drain: Option<JoinHandle<()>>,
+    beat: JoinHandle<()>,
+}
+
+impl Drop for SshHoldGuard {
+    fn drop(&mut self) {
+        self.beat.abort();
+    }
 }
 
 #[async_trait]
 impl HoldGuard for SshHoldGuard {
     async fn release(mut self: Box<Self>) {
-        let Some(mut drain) = self.drain.take() else {
+        self.beat.abort();
+        let _ = (&mut self.beat).await;
+        let (Some(mut drain), Some(tx)) = (self.drain.take(), self.tx.take()) else {
             return;
         };
-        // EOF lets the command end by itself (`cat` returns, flock unlocks);
+        // EOF lets the command end by itself (its read returns, flock unlocks);
         // close is the fallback for one that ignores its stdin.
-        let _ = self.tx.eof().await;
+        let _ = tx.eof().await;
         if tokio::time::timeout(RELEASE_GRACE, &mut drain)
             .await
             .is_err()
         {
-            self.tx.close().await;
+            tx.close().await;
             let _ = tokio::time::timeout(RELEASE_GRACE, drain).await;
         }
-        let SshHoldGuard { tx, .. } = *self;
-        tx.ended();
+        if let Ok(tx) = Arc::try_unwrap(tx) {
+            tx.ended();
+        }
     }
 }
