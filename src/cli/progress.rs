@@ -38,11 +38,17 @@ impl Bars {
     }
 }
 
+/// A progress message as it may be shown: host errors reach here first.
+fn shown(message: &str) -> String {
+    crate::redact::global().redact(message)
+}
+
 impl Progress for Bars {
     fn update(&self, host: &str, message: &str) {
-        self.bar(host).set_message(message.to_string());
+        self.bar(host).set_message(shown(message));
     }
     fn finish(&self, host: &str, message: &str, ok: bool) {
+        let message = shown(message);
         let b = self.bar(host);
         b.set_style(ProgressStyle::with_template("{prefix:.bold} {msg}").expect("valid template"));
         b.finish_with_message(format!(
@@ -57,9 +63,10 @@ pub struct Lines;
 
 impl Progress for Lines {
     fn update(&self, host: &str, message: &str) {
-        eprintln!("{host}: {message}");
+        eprintln!("{host}: {}", shown(message));
     }
     fn finish(&self, host: &str, message: &str, ok: bool) {
+        let message = shown(message);
         eprintln!("{host}: {} {message}", if ok { "done:" } else { "FAILED:" });
     }
 }
