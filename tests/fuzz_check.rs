@@ -974,7 +974,7 @@ fn run_case(
         };
         let run = ws.binary(flags);
         let both = format!("{}\n{}", run.stdout, run.stderr);
-        let flags = flags.join(" ");
+        let command = [&["check"][..], flags].concat().join(" ");
         match run.status.map(|s| (s.code(), s)) {
             None => failures.push(fail(
                 format!("binary hung (killed after {BINARY_TIMEOUT:?})"),
@@ -995,7 +995,7 @@ fn run_case(
                 let value = SECRETS.iter().find(|(n, _)| *n == secret).unwrap().1;
                 failures.push(failure(
                     format!("secret `{secret}` on the binary's {stream}"),
-                    Some(format!("(check {flags}) {}", leak_line(text, value))),
+                    Some(format!("({command}) {}", leak_line(text, value))),
                     both.clone(),
                 ));
             }
