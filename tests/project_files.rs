@@ -21,6 +21,8 @@ fn shipped(name: &str, state_dir: &str) -> (tempfile::TempDir, PathBuf) {
     )
     .unwrap();
     std::fs::write(files.join("grafana_admin_password"), "test-grafana\n").unwrap();
+    // Only its existence is checked before connecting.
+    std::fs::write(files.join("id_ed25519"), "not a real key\n").unwrap();
     let text = std::fs::read_to_string(root().join(format!("inventories/{name}.toml")))
         .unwrap()
         .replace("~/.local/state", &state.path().display().to_string());
