@@ -664,7 +664,8 @@ impl Workspace {
         };
         write(&self.dir.join("inventories/fuzz.toml"), &inv);
         write(&self.dir.join("playbooks/fuzz.toml"), &pb);
-        // Left behind if a case takes the whole process down.
+        // Left behind (in target/tmp/fuzz_check/run-*/) if a case takes the
+        // whole process down.
         write(&self.dir.join("case.txt"), case.what().as_bytes());
         restore
     }
@@ -1030,10 +1031,14 @@ fn check_never_panics_nor_shows_a_secret_on_mutated_inputs() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let corpus = Corpus::load(root);
     let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz_check");
-    let home = base.join("home");
+    fs::create_dir_all(&base).unwrap();
+    // This run's own: other runs of the test suite may share the target directory.
+    let run = tempfile::Builder::new()
+        .prefix("run-")
+        .tempdir_in(&base)
+        .unwrap();
+    let home = run.path().join("home");
     let kept = base.join(format!("seed-{seed:#x}"));
-    let _ = fs::remove_dir_all(&home);
-    let _ = fs::remove_dir_all(&kept);
     write(
         &home.join(GRAFANA_FILE),
         format!("{}\n", SECRETS[3].1).as_bytes(),
@@ -1067,7 +1072,7 @@ fn check_never_panics_nor_shows_a_secret_on_mutated_inputs() {
         .map_or(1, |n| n.get())
         .clamp(1, 2);
     let spaces: Vec<Workspace> = (0..workers)
-        .map(|w| Workspace::new(base.join(format!("w{w}")), &home, &corpus))
+        .map(|w| Workspace::new(run.path().join(format!("w{w}")), &home, &corpus))
         .collect();
 
     // The unmutated inputs check, and every secret is one the run knows, so
