@@ -442,4 +442,67 @@ mod tests {
         assert_eq!(hosts, ["zeta", "alpha"]);
         assert_eq!(inv.groups["managers"], ["zeta", "alpha"]);
     }
+
+    #[test]
+    fn connection_values_that_cannot_work_are_refused() {
+        for ok in ["192.0.2.10", "web1.example.org", "2001:db8::10", "::1"] {
+            assert!(check_address(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            " ",
+            "192.0.2.10:22",
+            "[::1]:22",
+            "ops@web1",
+            "web 1",
+            "a:b:c",
+        ] {
+            assert!(check_address(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_user("deploy").is_ok());
+        for bad in ["", "de ploy", "ops@web1", "a:b"] {
+            assert!(check_user(bad).is_err(), "{bad:?}");
+        }
+        for ok in [
+            "none",
+            "bastion",
+            "ops@bastion:2222",
+            "a,ops@[2001:db8::1]:22",
+        ] {
+            assert!(check_proxy_jump(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "bastion host",
+            "bastion:ssh",
+            "a,,b",
+            "@bastion",
+            "bastion:0",
+        ] {
+            assert!(check_proxy_jump(bad).is_err(), "{bad:?}");
+        }
+        let text = "[hosts.web1]\nport = 0\n";
+        let e = Inventory::load(
+            SourceFile::from_text(std::path::Path::new("i.toml"), text.into()),
+            &Redactor::default(),
+        )
+        .unwrap_err();
+        assert!(
+            e.message().starts_with("i.toml:2:8: port 0"),
+            "{}",
+            e.message()
+        );
+    }
+
+    #[test]
+    fn a_pattern_naming_nothing_is_not_an_empty_selection() {
+        let inv = Inventory::load(
+            SourceFile::from_text(std::path::Path::new("i.toml"), "[hosts.a]\n".into()),
+            &Redactor::default(),
+        )
+        .unwrap();
+        assert_eq!(inv.select(""), Err(String::new()));
+        assert_eq!(inv.select(" , ,"), Err(String::new()));
+        assert_eq!(inv.select("a,"), Ok(vec!["a".to_string()]));
+    }
 }
