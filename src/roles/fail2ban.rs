@@ -65,11 +65,7 @@ impl TypedRole for Fail2ban {
         let packages = Package::present(&["fail2ban", "python3-systemd", "iptables"]);
         // `.local` files are read after every `.conf`: Ubuntu's defaults-debian.conf
         // sets banaction = nftables, and would win over a `.conf` sorting before it.
-        let mut jail = config_file(
-            "/etc/fail2ban/jail.d/slipway.local",
-            jail_config(&v),
-            0o644,
-        );
+        let mut jail = config_file("/etc/fail2ban/jail.d/slipway.local", jail_config(&v), 0o644);
         jail.notify = vec!["fail2ban".into()];
         // The jail must ban through iptables, where UFW and DOCKER-USER are.
         let mut verify = String::from(
