@@ -419,6 +419,30 @@ fn hex_sha256(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
+/// Starts an apply and suspends it (SIGSTOP) once `marks` shows `mark`, as a
+/// closed laptop lid would: the connection lives on, the run makes no progress.
+fn start_and_suspend(
+    p: &Project,
+    inv: &Path,
+    playbook: &Path,
+    marks: &Path,
+    mark: &str,
+) -> (Child, String) {
+    let child = start(p, inv, playbook, &[]);
+    wait_for(mark, 60, || {
+        std::fs::read_to_string(marks).is_ok_and(|m| m.contains(mark))
+    });
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    (child, pid)
+}
+
 fn unlock(p: &Project, inv: &Path, host: &str, args: &[&str]) -> Run {
     run(slipway(p.dir.path())
         .arg("unlock")
@@ -437,19 +461,7 @@ fn unlock_shows_the_holder_and_releases_a_suspended_runs_lock() {
     unlock(&p, &inv, &host, &[]).expect(0);
     let playbook = marking_playbook(&p, 2, 6);
     let marks = host_root(&lab).join("root/marks");
-    let mut suspended = start(&p, &inv, &playbook, &[]);
-    wait_for("step 1 starts", 60, || {
-        std::fs::read_to_string(&marks).is_ok_and(|m| m.contains("start 1"))
-    });
-    // A laptop lid closed: the connection lives on, the run makes no progress.
-    let pid = suspended.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-STOP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let (mut suspended, pid) = start_and_suspend(&p, &inv, &playbook, &marks, "start 1");
     let refused = apply(&p, &inv, &playbook, &[]).expect(1);
     assert!(
         refused
@@ -499,18 +511,7 @@ fn a_lock_whose_run_stopped_beating_goes_by_itself() {
     let inv = p.write("inventory.toml", &inventory(&lab, ""));
     let playbook = marking_playbook(&p, 1, 1);
     let marks = host_root(&lab).join("root/marks");
-    let mut frozen = start(&p, &inv, &playbook, &[]);
-    wait_for("step 1 ends", 60, || {
-        std::fs::read_to_string(&marks).is_ok_and(|m| m.contains("end 1"))
-    });
-    let pid = frozen.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-STOP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let (mut frozen, _) = start_and_suspend(&p, &inv, &playbook, &marks, "end 1");
     let stopped = Instant::now();
     apply(&p, &inv, &playbook, &[]).expect(1);
     // The holder waits 90 s for a beat; then the next run gets in.
