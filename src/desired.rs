@@ -138,11 +138,7 @@ fn play_vars_node<'d, 'a>(
     doc: &'d Doc<'a>,
     play: usize,
 ) -> Option<&'d crate::config::doc::Node<'a>> {
-    doc.root
-        .get_ref()
-        .get("play")?
-        .get_ref()
-        .get(play)?
+    crate::config::playbook::play_node(doc, play)?
         .get_ref()
         .get("vars")
 }

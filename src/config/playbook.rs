@@ -103,13 +103,14 @@ impl Playbook {
     }
 }
 
+/// The TOML node of play `play`.
+pub fn play_node<'d, 'a>(doc: &'d Doc<'a>, play: usize) -> Option<&'d Node<'a>> {
+    doc.root.get_ref().get("play")?.get_ref().get(play)
+}
+
 /// The TOML node of resource `res` of play `play`, for typed parsing after templating.
 pub fn resource_node<'a>(doc: &Doc<'a>, play: usize, res: usize) -> Option<Node<'a>> {
-    doc.root
-        .get_ref()
-        .get("play")?
-        .get_ref()
-        .get(play)?
+    play_node(doc, play)?
         .get_ref()
         .get("resources")?
         .get_ref()
