@@ -165,7 +165,14 @@ fn a_lockout_reverts_by_itself(os: LabOs, cut: Cut, test: &str) {
         "reverted only after {back:?}"
     );
     assert!(!drop_in.exists(), "the drop-in is still there");
-    let log = lab.exec_ok(0, "cat /var/lib/slipway/reverted/* 2>/dev/null");
+    // The timer writes its record once the restore (and sshd's reload) is
+    // done, so a login can get in a moment before the record exists.
+    let record = || {
+        let out = lab.exec(0, "cat /var/lib/slipway/reverted/* 2>/dev/null");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    wait_for("the revert's record", 20, || record().contains("restored"));
+    let log = record();
     assert!(log.contains("sshd:") && log.contains("restored"), "{log}");
 
     // The next apply says what happened, tries again, and fails cleanly: the
