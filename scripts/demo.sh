@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The demo: three fresh Debian 12 lab hosts (containers with systemd and sshd) become a
-# hardened Docker Swarm: plan, apply as root (the deploy user does not exist yet), then plan
-# and apply again as the deploy user: nothing left to do.
+# The demo: three fresh Ubuntu 24.04 lab hosts (containers with systemd and sshd, made like
+# a cloud server image) become a hardened Docker Swarm: plan, apply as root (the deploy user
+# does not exist yet), then plan and apply again as the deploy user: nothing left to do.
 #   scripts/demo.sh          bring the lab up (if needed) and run the demo
 #   scripts/demo.sh down     remove the lab hosts
 # Needs root on Debian 12 (apt-get, dockerd, debootstrap) and rustup's cargo.
@@ -23,7 +23,9 @@ bin=target/release/slipway
 
 # inventories/lab.toml describes exactly these hosts: lab-1 (manager), lab-2 and lab-3 (workers).
 state="${XDG_STATE_HOME:-$HOME/.local/state}/slipway-lab/lab"
-if [ ! -f "$state/id_ed25519" ] || ! docker inspect lab-1 >/dev/null 2>&1; then
+# A lab left by an older demo of other hosts (Debian 12) is replaced.
+os_of_lab() { docker inspect -f '{{index .Config.Labels "slipway-lab.os"}}' lab-1 2>/dev/null; }
+if [ ! -f "$state/id_ed25519" ] || [ "$(os_of_lab)" != ubuntu ]; then
   bash "$lab" down lab >/dev/null 2>&1 || true
   bash "$lab" up lab 3 --subnet-index 10 >/dev/null
   fresh=1

@@ -4,17 +4,27 @@
 
 mod common;
 
-use common::lab::{Lab, LabOptions};
+use common::lab::{Lab, LabOptions, LabOs};
 use common::run::{Project, run, slipway};
 
 const PLAYBOOK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/site.toml");
 
 #[test]
-fn bootstrap_makes_a_manager_and_then_a_worker_that_joins_it() {
+fn bootstrap_makes_a_manager_and_then_a_worker_that_joins_it_on_ubuntu() {
+    bootstrap_makes_a_manager_and_then_a_worker_that_joins_it(LabOs::Ubuntu);
+}
+
+#[test]
+fn bootstrap_makes_a_manager_and_then_a_worker_that_joins_it_on_debian() {
+    bootstrap_makes_a_manager_and_then_a_worker_that_joins_it(LabOs::Debian);
+}
+
+fn bootstrap_makes_a_manager_and_then_a_worker_that_joins_it(os: LabOs) {
     let lab = Lab::start_with(
-        "bootstrap",
+        &format!("bootstrap-{os}"),
         2,
         &LabOptions {
+            os,
             no_known_hosts: true,
             ..LabOptions::default()
         },
@@ -99,7 +109,7 @@ fn bootstrap_makes_a_manager_and_then_a_worker_that_joins_it() {
     lab.exec_ok(
         1,
         &format!(
-            "echo 'root:{password}' | chpasswd && printf 'PermitRootLogin yes\\nPasswordAuthentication yes\\n' > /etc/ssh/sshd_config.d/01-first-login.conf && systemctl reload ssh"
+            "echo 'root:{password}' | chpasswd && printf 'PermitRootLogin yes\\nPasswordAuthentication yes\\n' > /etc/ssh/sshd_config.d/01-first-login.conf && systemctl try-reload-or-restart ssh"
         ),
     );
     // The first login uses the password: no key of ours is on the machine yet.

@@ -515,8 +515,8 @@ fn facts_describe_the_host() {
         .arg("json"))
     .expect(0);
     let f = r.json();
-    assert_eq!(f["os_id"], "debian");
-    assert_eq!(f["os_version"], "12");
+    assert_eq!(f["os_id"], "ubuntu");
+    assert_eq!(f["os_version"], "24.04");
     assert_eq!(f["container"], "docker");
     assert_eq!(f["uid"], 0);
     assert_eq!(f["hostname"], lab.hosts[0].name.as_str());

@@ -8,7 +8,7 @@ mod common;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::lab::Lab;
+use common::lab::{Lab, LabOs};
 use common::run::{Project, Run, run, slipway};
 
 fn playbook(published_from: &str) -> String {
@@ -115,9 +115,17 @@ fn firewall_converges_and_published_ports_obey_it() {
     let first = slipway_run(&lab, &p, &["plan", "--detailed-exitcode"]).expect(2);
     let out = &first.stdout;
     let h1 = host_section(out, &names[0]);
+    // Ubuntu's cloud images ship ufw installed but inactive; Debian has none.
+    let (ufw_change, ufw_state) = match lab.os {
+        LabOs::Ubuntu => ("~ ufw:firewall  enable the firewall (ufw)", "inactive"),
+        LabOs::Debian => (
+            "+ ufw:firewall  install and enable the firewall (ufw)",
+            "not installed",
+        ),
+    };
     for want in [
-        "+ ufw:firewall  install and enable the firewall (ufw)".to_string(),
-        "ufw: not installed -> active".to_string(),
+        ufw_change.to_string(),
+        format!("ufw: {ufw_state} -> active"),
         "22/tcp: from anywhere".to_string(),
         "80/tcp: from anywhere".to_string(),
         format!("2377/tcp: from {ip2}, {ip3}"),

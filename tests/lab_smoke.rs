@@ -10,7 +10,7 @@ use std::process::Command;
 #[test]
 fn lab_hosts_boot_answer_ssh_and_reach_each_other() {
     require_docker();
-    let lab = Lab::start("lab_smoke", 2);
+    let lab = Lab::start_os("lab_smoke", 2, LabOs::Debian);
     assert_eq!(lab.hosts.len(), 2);
     assert_eq!(lab.os, LabOs::Debian);
     let os = lab.ssh_ok(0, ". /etc/os-release && echo \"$ID $VERSION_ID\"");

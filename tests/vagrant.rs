@@ -263,7 +263,7 @@ fn the_docker_variant_comes_up_and_lets_slipway_in_with_the_inventorys_key() {
     require_vagrant();
     require_docker();
     let image =
-        std::env::var("SLIPWAY_LAB_IMAGE").unwrap_or_else(|_| "slipway-lab:bookworm".into());
+        std::env::var("SLIPWAY_LAB_UBUNTU_IMAGE").unwrap_or_else(|_| "slipway-lab:noble".into());
     let found = Command::new("docker")
         .args(["image", "inspect", &image])
         .output()

@@ -1,6 +1,6 @@
 //! The test lab for integration tests: systemd hosts as Docker containers on a private Docker
 //! network, reached with the OpenSSH client. A thin wrapper over `tests/lab/lab.sh`. Hosts run
-//! Debian 12 (the default) or Ubuntu 24.04 made like a cloud server image ([`LabOs`]).
+//! Ubuntu 24.04 made like a cloud server image (the default) or Debian 12 ([`LabOs`]).
 //!
 //! Prerequisites (once per machine, as root): `tests/lab/lab.sh deps` (docker, debootstrap) and
 //! `tests/lab/lab.sh image all`; `scripts/test.sh` does both. A lab test without docker FAILS: it
@@ -42,12 +42,13 @@ pub struct LabHost {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LabOs {
     /// Debian 12 (bookworm), minimal: image `slipway-lab:bookworm`.
-    #[default]
     Debian,
     /// Ubuntu 24.04 (noble) as made from a cloud image: updated, sshd socket-activated
     /// (ssh.socket enabled, ssh.service disabled), `PasswordAuthentication yes` in
     /// sshd_config.d/50-cloud-init.conf, ufw installed but inactive, rsyslog,
-    /// unattended-upgrades, needrestart, no apt lists. Image `slipway-lab:noble`.
+    /// unattended-upgrades, needrestart, no apt lists. Image `slipway-lab:noble`. What
+    /// users run, so the default.
+    #[default]
     Ubuntu,
 }
 
@@ -70,7 +71,7 @@ impl std::fmt::Display for LabOs {
 /// Options for [`Lab::start_with`].
 #[derive(Debug, Clone, Default)]
 pub struct LabOptions {
-    /// The hosts' OS (default Debian).
+    /// The hosts' OS (default Ubuntu).
     pub os: LabOs,
     /// Leave `known_hosts` (the one the inventory names) empty, for tests of first-contact
     /// policies. `ssh`/`exec` still verify host keys, against `known_hosts_full`.

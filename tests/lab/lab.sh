@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # slipway test lab: systemd hosts as Docker containers on a private Docker network, reached over
-# real SSH. Two OSes: Debian 12 (bookworm, the default) and Ubuntu 24.04 (noble, made like a
-# cloud server image). See the usage text below (lab.sh help).
+# real SSH. Two OSes: Ubuntu 24.04 (noble, made like a cloud server image; the default) and
+# Debian 12 (bookworm). See the usage text below (lab.sh help).
 #
 # Machine-readable output goes to stdout; progress and errors go to stderr.
 set -euo pipefail
 
 readonly LAB_OSES=(debian ubuntu)
-readonly DEFAULT_OS=debian
+readonly DEFAULT_OS=ubuntu
 # Bump an OS's recipe when its image recipe changes (build_image, customize_rootfs and what
 # they call; for shared code bump both): it invalidates that image's cache.
-readonly DEBIAN_RECIPE=3 UBUNTU_RECIPE=1
+readonly DEBIAN_RECIPE=4 UBUNTU_RECIPE=2
 readonly DEBIAN_INCLUDE=systemd-sysv,systemd,udev,openssh-server,sudo,iproute2,ca-certificates,procps,kmod,dbus
 # What a 24.04 cloud server image has that the minimal Debian host lacks.
 readonly UBUNTU_INCLUDE=$DEBIAN_INCLUDE,python3,ufw,rsyslog,needrestart,unattended-upgrades
@@ -38,12 +38,12 @@ usage: tests/lab/lab.sh COMMAND [ARGS]
 
   deps                         install docker.io, debootstrap, openssh-client and -server, iproute2 (apt)
                                and start dockerd if it is not answering
-  image [debian|ubuntu|all]    build the image of an OS (default debian): slipway-lab:bookworm
+  image [debian|ubuntu|all]    build the image of an OS (default ubuntu): slipway-lab:bookworm
                                (Debian 12) or slipway-lab:noble (Ubuntu 24.04); all: both.
                                A no-op when present; the imported tarball is cached under
                                ${XDG_CACHE_HOME:-~/.cache}/slipway-lab
   up NAME COUNT [--os debian|ubuntu] [--subnet-index K] [--no-known-hosts]
-                               start COUNT hosts NAME-1..NAME-COUNT of the OS (default debian;
+                               start COUNT hosts NAME-1..NAME-COUNT of the OS (default ubuntu;
                                its image must be built) on network slipway-NAME
                                (172.28.K.0/24, hosts at .11, .12, ...); prints
                                "host NAME-i IP", "key PATH", "known_hosts PATH", "os OS", ... lines
@@ -375,12 +375,29 @@ ExecStart=/usr/bin/ssh-keygen -A
 [Install]
 WantedBy=multi-user.target
 EOF
+  # Network settings belong to the host's own network namespace, writable as on a VM; Docker
+  # (27 and later) refuses to start containers when it cannot set IPv6 on their interfaces.
+  # Kernel-wide settings stay read-only (they would be the machine's running the lab).
+  cat >"$r/etc/systemd/system/slipway-lab-netns-sysctl.service" <<'EOF'
+[Unit]
+Description=Writable /proc/sys/net in this host's network namespace (slipway lab)
+DefaultDependencies=no
+Before=sysinit.target docker.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'mount --bind /proc/sys/net /proc/sys/net && mount -o remount,bind,rw /proc/sys/net'
+
+[Install]
+WantedBy=sysinit.target
+EOF
   install -d -m 700 "$r/root/.ssh"
   # Debian starts sshd at boot; Ubuntu 24.04 (since 22.10) starts it on the first connection
   # to ssh.socket, and its packages leave it so: checked here.
   case "$OS" in
-    debian) enable_units "$r" ssh.service slipway-lab-hostkeys.service ;;
-    ubuntu) enable_units "$r" ssh.socket slipway-lab-hostkeys.service --disable ssh.service ;;
+    debian) enable_units "$r" ssh.service slipway-lab-hostkeys.service slipway-lab-netns-sysctl.service ;;
+    ubuntu) enable_units "$r" ssh.socket slipway-lab-hostkeys.service slipway-lab-netns-sysctl.service --disable ssh.service ;;
   esac
 
   # One image, N hosts: an empty machine-id makes systemd generate one per container at boot.
