@@ -11,6 +11,7 @@ mod fail2ban;
 mod firewall;
 mod logrotate;
 mod monitoring;
+mod os_hardening;
 mod ssh_hardening;
 mod swarm;
 mod sysctl;
@@ -149,6 +150,7 @@ static ROLES: &[&dyn Role] = &[
     &deploy_user::DeployUser,
     &ssh_hardening::SshHardening,
     &sysctl::Sysctl,
+    &os_hardening::OsHardening,
     &firewall::Firewall,
     &logrotate::Logrotate,
     &fail2ban::Fail2ban,
@@ -243,7 +245,7 @@ mod tests {
     use crate::redact::Redactor;
     use crate::template::Templates;
 
-    fn inventory(vars: &str) -> Inventory {
+    pub(super) fn inventory(vars: &str) -> Inventory {
         let text = format!(
             "[vars]\n{vars}\n[hosts.m1]\naddress = \"10.0.0.1\"\ngroups = [\"managers\"]\n"
         );
@@ -251,8 +253,17 @@ mod tests {
         Inventory::load(src, &Redactor::default()).unwrap()
     }
 
-    /// `role`'s resources on m1, with `top` over the inventory's variables over the defaults.
+    /// How many resources `role` makes on m1 (see [`resources`]).
     fn run(role: &dyn Role, inv: &Inventory, top: serde_json::Value) -> InputResult<usize> {
+        resources(role, inv, top).map(|r| r.len())
+    }
+
+    /// `role`'s resources on m1, with `top` over the inventory's variables over the defaults.
+    pub(super) fn resources(
+        role: &dyn Role,
+        inv: &Inventory,
+        top: serde_json::Value,
+    ) -> InputResult<Vec<Box<dyn Resource>>> {
         let host = inv.host("m1").unwrap();
         let mut v = role.defaults();
         crate::config::vars::layer(&mut v, &host.vars);
@@ -269,7 +280,7 @@ mod tests {
             origins: &origins["m1"],
             inventory_origins: &origins,
         };
-        role.resources(&ctx).map(|r| r.len())
+        role.resources(&ctx)
     }
 
     fn unknown_key(result: InputResult<usize>) -> bool {
