@@ -206,7 +206,7 @@ fn converges(os: LabOs) {
         assert!(line.ends_with(want), "{line}");
     }
 
-    lab.exec_ok(0, "dpkg-query -W -f '${Status}' libpam-tmpdir auditd | grep -c 'install ok installed' | grep -qx 2");
+    lab.exec_ok(0, "dpkg-query -W -f '${Status}\\n' libpam-tmpdir auditd | grep -c 'install ok installed' | grep -qx 2");
     lab.exec_ok(0, "grep -q pam_tmpdir /etc/pam.d/common-session");
     lab.exec_ok(0, "[ -f /var/lib/slipway/os-hardening-security-updates ]");
     // No security update is left pending (the lists are as fresh as apply made them).

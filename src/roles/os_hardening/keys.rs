@@ -253,7 +253,9 @@ mod tests {
             panic!("{:?}", c.diff)
         };
         assert!(
-            unified.contains("-UMASK\t\t022\n-PASS_MAX_DAYS\t99999\n+UMASK\t\t027\n+PASS_MAX_DAYS\t365\n"),
+            unified.contains(
+                "-UMASK\t\t022\n-PASS_MAX_DAYS\t99999\n+UMASK\t\t027\n+PASS_MAX_DAYS\t365\n"
+            ),
             "{unified}"
         );
         assert!(unified.contains("+SHA_CRYPT_MIN_ROUNDS 65536"), "{unified}");
