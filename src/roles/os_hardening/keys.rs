@@ -15,7 +15,7 @@ use crate::shell::{REMOVE_TEMP_ON_EXIT, Script, q};
 
 #[derive(Debug, Clone)]
 pub struct KeyValues {
-    pub path: String,
+    path: String,
     /// In the order missing keys are appended.
     pub keys: Vec<(String, String)>,
 }
@@ -55,6 +55,18 @@ fn split_line(line: &str) -> Option<(&str, usize)> {
 }
 
 impl KeyValues {
+    /// Keys and values checked with [`check_word`]: they go into awk and sh as they are.
+    pub fn new(path: &str, keys: Vec<(String, String)>) -> Result<Self, String> {
+        for (k, v) in &keys {
+            check_word(k, false)?;
+            check_word(v, true)?;
+        }
+        Ok(Self {
+            path: path.to_string(),
+            keys,
+        })
+    }
+
     /// `text` with the keys set: what the awk of [`KeyValues::edit_awk`] writes.
     pub fn edit(&self, text: &str) -> String {
         let mut out = String::new();
@@ -276,5 +288,7 @@ mod tests {
         for bad in ["", "a b", "x\"y", "1\n2", "$(id)"] {
             assert!(check_word(bad, true).is_err(), "{bad:?}");
         }
+        let bad = vec![("UMASK".to_string(), "0'27".to_string())];
+        assert!(KeyValues::new("/etc/login.defs", bad).is_err());
     }
 }

@@ -201,33 +201,26 @@ impl TypedRole for OsHardening {
 }
 
 fn login_defs(v: &Vars) -> Result<keys::KeyValues, String> {
-    keys::check_word(&v.os_hardening_umask, true)?;
-    if v.os_hardening_umask.len() != 3
-        || !v
-            .os_hardening_umask
-            .chars()
-            .all(|c| ('0'..='7').contains(&c))
-    {
+    let umask = &v.os_hardening_umask;
+    if umask.len() != 3 || !umask.chars().all(|c| ('0'..='7').contains(&c)) {
         return Err(format!(
-            "`{}` is not a umask: three octal digits, like 027",
-            v.os_hardening_umask
+            "`{umask}` is not a umask: three octal digits, like 027"
         ));
     }
     let rounds = v.os_hardening_sha_crypt_rounds.to_string();
-    Ok(keys::KeyValues {
-        path: "/etc/login.defs".into(),
-        keys: [
-            ("UMASK", v.os_hardening_umask.clone()),
-            ("PASS_MAX_DAYS", v.os_hardening_pass_max_days.to_string()),
-            ("PASS_MIN_DAYS", v.os_hardening_pass_min_days.to_string()),
-            ("PASS_WARN_AGE", v.os_hardening_pass_warn_age.to_string()),
-            ("ENCRYPT_METHOD", "SHA512".to_string()),
-            ("SHA_CRYPT_MIN_ROUNDS", rounds.clone()),
-            ("SHA_CRYPT_MAX_ROUNDS", rounds),
-        ]
-        .map(|(k, v)| (k.to_string(), v))
-        .to_vec(),
-    })
+    let keys = [
+        ("UMASK", umask.clone()),
+        ("PASS_MAX_DAYS", v.os_hardening_pass_max_days.to_string()),
+        ("PASS_MIN_DAYS", v.os_hardening_pass_min_days.to_string()),
+        ("PASS_WARN_AGE", v.os_hardening_pass_warn_age.to_string()),
+        ("ENCRYPT_METHOD", "SHA512".to_string()),
+        ("SHA_CRYPT_MIN_ROUNDS", rounds.clone()),
+        ("SHA_CRYPT_MAX_ROUNDS", rounds),
+    ];
+    keys::KeyValues::new(
+        "/etc/login.defs",
+        keys.map(|(k, v)| (k.to_string(), v)).to_vec(),
+    )
 }
 
 /// A modprobe.d file making each module fail to load, or None for an empty list.
