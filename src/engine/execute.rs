@@ -10,6 +10,7 @@ use super::lock::{STEP, WORK_LOCK};
 use crate::desired::HostState;
 use crate::plan::HostPlan;
 use crate::plan::compute::{Observation, observed_of, resource_of};
+use crate::resource::sshd::host_keys;
 use crate::resource::{Runtime, service};
 use crate::shell::{Script, q};
 
@@ -35,7 +36,8 @@ pub struct StepReport {
     pub resource: String,
     pub summary: String,
     pub status: StepStatus,
-    /// What the step printed, kept only when it failed.
+    /// What the step printed, kept only when it failed; for a step that
+    /// changed host keys, what users must know about the new ones.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub output: String,
 }
@@ -252,6 +254,13 @@ pub fn parse(
                 };
                 if r.status == StepStatus::Failed {
                     r.output = buf.trim().to_string();
+                } else {
+                    // The host keys it reports, for `host_keys::learn`.
+                    r.output = buf
+                        .lines()
+                        .filter(|l| l.starts_with(host_keys::MARK))
+                        .collect::<Vec<_>>()
+                        .join("\n");
                 }
             }
             current = None;

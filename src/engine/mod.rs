@@ -4,6 +4,7 @@
 pub mod connect;
 pub mod execute;
 pub mod guard;
+mod host_keys;
 pub mod lock;
 pub mod runner;
 pub mod session;

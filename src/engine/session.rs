@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::execute::{RunContext, StepReport};
 use super::lock::Lock;
 use super::runner::Runner;
-use super::{HostReport, StepStatus, connect, execute, guard, lock};
+use super::{HostReport, StepStatus, connect, execute, guard, host_keys, lock};
 use crate::config::Become;
 use crate::desired::HostState;
 use crate::plan::compute::{self, Observation};
@@ -237,6 +237,13 @@ impl Session {
                     Some(redactor.redact(&e.to_string())),
                 ),
             };
+            let (mut done, mut e) = (done, e);
+            if e.is_none() {
+                let port = seg.guard.as_ref().map(|p| p.port);
+                e = host_keys::learn(&self.state.host, &mut done, port)
+                    .err()
+                    .map(|m| redactor.redact(&m));
+            }
             steps.extend(done);
             error = e;
             if let (None, Some(proof)) = (&error, &seg.guard) {

@@ -2,7 +2,10 @@
 //! with the rest of the server's configuration, the previous version kept for
 //! rollback, and activated the way the host runs sshd (Ubuntu 24.04 starts it
 //! from `ssh.socket`, whose listening port only changes when the socket is
-//! regenerated; Debian 12 runs `ssh.service`).
+//! regenerated; Debian 12 runs `ssh.service`). With it, optionally, the host
+//! keys and moduli sshd serves (see [`host_keys`]), under the same guard.
+
+pub mod host_keys;
 
 use super::file::File;
 use super::{Guard, Observed, Outcome, Resource};
@@ -21,6 +24,8 @@ pub struct SshdConfig {
     pub login_user: Option<String>,
     /// Seconds the host waits for that proof before it reverts by itself.
     pub revert_window: u32,
+    /// Replace weak host keys and moduli (see [`host_keys`]).
+    pub host_keys: bool,
 }
 
 impl SshdConfig {
@@ -35,7 +40,14 @@ impl SshdConfig {
             port,
             login_user,
             revert_window,
+            host_keys: false,
         }
+    }
+
+    /// Also keeps the host keys and moduli hardened (see [`host_keys`]).
+    pub fn with_host_keys(mut self, on: bool) -> Self {
+        self.host_keys = on;
+        self
     }
 
     fn backup(&self) -> String {
@@ -64,8 +76,9 @@ impl Resource for SshdConfig {
     fn probe(&self) -> String {
         format!(
             "{}printf 'socket=%s\\n' \"$(systemctl is-active ssh.socket 2>/dev/null)\"\n\
-             printf 'listening=%s\\n' \"$(/usr/sbin/sshd -T 2>/dev/null | sed -n 's/^port //p' | sort -n | tr '\\n' ' ')\"\n",
-            self.file.probe()
+             printf 'listening=%s\\n' \"$(/usr/sbin/sshd -T 2>/dev/null | sed -n 's/^port //p' | sort -n | tr '\\n' ' ')\"\n{}",
+            self.file.probe(),
+            if self.host_keys { host_keys::PROBE } else { "" }
         )
     }
 
@@ -76,8 +89,18 @@ impl Resource for SshdConfig {
         }
         let ports = obs.get("listening").unwrap_or_default().trim();
         let port = self.port.to_string();
+        let keys = if self.host_keys {
+            host_keys::attrs(obs)
+        } else {
+            Vec::new()
+        };
         let mut change = match outcome.change.take() {
             Some(c) => c,
+            None if !keys.is_empty() => Change::new(
+                self.id(),
+                Action::Update,
+                "replace weak host keys and DH moduli",
+            ),
             // The file is right but the server was never told (socket not regenerated).
             None if !ports.split_whitespace().any(|p| p == port) && !ports.is_empty() => {
                 Change::new(
@@ -89,6 +112,7 @@ impl Resource for SshdConfig {
             None => return Outcome::unchanged(),
         };
         change.resource = self.id();
+        change.attrs.extend(keys);
         if ports.split_whitespace().collect::<Vec<_>>() != [port.as_str()] {
             change.attrs.push(Attr::new(
                 "port",
@@ -105,8 +129,17 @@ impl Resource for SshdConfig {
     }
 
     fn apply(&self, change: &Change, observed: &Observed<'_>) -> Script {
-        let mut s = self.file.apply(change, observed);
+        // Keys first: the drop-in's HostKey lines must name files that exist
+        // when it is validated.
+        let mut s = Script::default();
+        if let Some(keys) = host_keys::apply(change) {
+            s.line(keys);
+        }
+        s.append(self.file.apply(change, observed));
         s.line(ACTIVATE);
+        if host_keys::changes_keys(change) {
+            s.line(host_keys::report());
+        }
         s
     }
 

@@ -1,7 +1,10 @@
 //! `ssh_hardening`: an sshd drop-in (no root or password logins, modern
 //! algorithms, tight limits) that never locks anyone out: refused when no
 //! deploy key is configured, validated with `sshd -t`, and rolled back when a
-//! new login as the deploy user fails after it took effect.
+//! new login as the deploy user fails after it took effect. Its defaults pass
+//! ssh-audit's "Hardened Ubuntu Server 24.04 LTS (version 2)" policy: the
+//! algorithm lists are that policy's, in its order, and the host keys and DH
+//! moduli are hardened with them (see `resource::sshd::host_keys`).
 
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +46,31 @@ pub struct Vars {
     pub ssh_kex_algorithms: Vec<String>,
     pub ssh_ciphers: Vec<String>,
     pub ssh_macs: Vec<String>,
+    pub ssh_host_key_algorithms: Vec<String>,
+    pub ssh_ca_signature_algorithms: Vec<String>,
+    /// Debian's and Ubuntu's sshd only (a GSSAPI patch both carry).
+    pub ssh_gssapi_kex_algorithms: Vec<String>,
+    /// Which user keys may log in: deploy keys of other types are refused.
+    pub ssh_pubkey_accepted_algorithms: Vec<String>,
+    pub ssh_hostbased_accepted_algorithms: Vec<String>,
+    /// Smallest RSA key sshd accepts, from users and hosts alike.
+    pub ssh_required_rsa_size: u32,
+    /// ed25519 and RSA 4096 host keys only (weaker ones replaced once, the new
+    /// keys recorded in slipway's known_hosts), DH moduli of 3072 bits and more.
+    pub ssh_host_key_hardening: bool,
+    pub ssh_log_level: String,
+    pub ssh_allow_agent_forwarding: bool,
+    /// Port forwarding and tunnels (`ssh -L`, e.g. to reach Grafana), and
+    /// jumping through this host (`proxy_jump`).
+    pub ssh_allow_tcp_forwarding: bool,
+    /// Sessions at once on one connection: slipway needs 2 (its host lock
+    /// and the command it runs).
+    pub ssh_max_sessions: u32,
+    /// TCP keepalives can be spoofed; ClientAlive* above notices dead clients.
+    pub ssh_tcp_keepalive: bool,
+    /// Show /etc/issue.net (written by os_hardening) before login; a missing
+    /// file shows nothing.
+    pub ssh_banner: bool,
     /// After the change, log in anew as the deploy user; roll back if that fails.
     pub ssh_lockout_check: bool,
     /// Seconds after a change before the host puts the previous settings back
@@ -55,6 +83,21 @@ pub struct Vars {
 
 fn strings(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
+}
+
+/// User (and host-based) key algorithms: ed25519 and RSA with SHA-2, plain,
+/// certified, and on security keys.
+fn accepted_keys() -> Vec<String> {
+    strings(&[
+        "sk-ssh-ed25519-cert-v01@openssh.com",
+        "ssh-ed25519-cert-v01@openssh.com",
+        "sk-ssh-ed25519@openssh.com",
+        "ssh-ed25519",
+        "rsa-sha2-512-cert-v01@openssh.com",
+        "rsa-sha2-512",
+        "rsa-sha2-256-cert-v01@openssh.com",
+        "rsa-sha2-256",
+    ])
 }
 
 impl Default for Vars {
@@ -70,19 +113,23 @@ impl Default for Vars {
             ssh_client_alive_count_max: 2,
             ssh_allow_users: Vec::new(),
             ssh_allow_groups: Vec::new(),
+            // ssh-audit's policy, in its order. curve25519 stays: OpenSSH 9.6
+            // (Ubuntu 24.04) and 9.2 (Debian 12) have no mlkem768x25519, and
+            // slipway's own client has no sntrup761x25519.
             ssh_kex_algorithms: strings(&[
                 "sntrup761x25519-sha512@openssh.com",
                 "curve25519-sha256",
                 "curve25519-sha256@libssh.org",
-                "diffie-hellman-group16-sha512",
                 "diffie-hellman-group18-sha512",
+                "diffie-hellman-group-exchange-sha256",
+                "diffie-hellman-group16-sha512",
             ]),
             ssh_ciphers: strings(&[
                 "chacha20-poly1305@openssh.com",
                 "aes256-gcm@openssh.com",
-                "aes128-gcm@openssh.com",
                 "aes256-ctr",
                 "aes192-ctr",
+                "aes128-gcm@openssh.com",
                 "aes128-ctr",
             ]),
             ssh_macs: strings(&[
@@ -90,6 +137,33 @@ impl Default for Vars {
                 "hmac-sha2-256-etm@openssh.com",
                 "umac-128-etm@openssh.com",
             ]),
+            ssh_host_key_algorithms: strings(&[
+                "sk-ssh-ed25519-cert-v01@openssh.com",
+                "ssh-ed25519-cert-v01@openssh.com",
+                "rsa-sha2-512-cert-v01@openssh.com",
+                "rsa-sha2-256-cert-v01@openssh.com",
+                "sk-ssh-ed25519@openssh.com",
+                "ssh-ed25519",
+                "rsa-sha2-512",
+                "rsa-sha2-256",
+            ]),
+            ssh_ca_signature_algorithms: strings(&[
+                "sk-ssh-ed25519@openssh.com",
+                "ssh-ed25519",
+                "rsa-sha2-512",
+                "rsa-sha2-256",
+            ]),
+            ssh_gssapi_kex_algorithms: strings(&["gss-curve25519-sha256-", "gss-group16-sha512-"]),
+            ssh_pubkey_accepted_algorithms: accepted_keys(),
+            ssh_hostbased_accepted_algorithms: accepted_keys(),
+            ssh_required_rsa_size: 3072,
+            ssh_host_key_hardening: true,
+            ssh_log_level: "VERBOSE".into(),
+            ssh_allow_agent_forwarding: false,
+            ssh_allow_tcp_forwarding: false,
+            ssh_max_sessions: 4,
+            ssh_tcp_keepalive: false,
+            ssh_banner: true,
             ssh_lockout_check: true,
             ssh_revert_window: 90,
             deploy_user: "deploy".into(),
@@ -100,6 +174,8 @@ impl Default for Vars {
 }
 
 pub const DROP_IN: &str = "/etc/ssh/sshd_config.d/00-slipway-hardening.conf";
+/// Its content is os_hardening's; sshd shows nothing when it is missing.
+const BANNER: &str = "/etc/issue.net";
 
 fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
@@ -115,7 +191,9 @@ pub fn drop_in(v: &Vars) -> String {
         "{MANAGED}\n# sshd keeps the first value it reads: this file sorts first in sshd_config.d.\n\
          Port {}\nPermitRootLogin {root}\nPasswordAuthentication {}\nKbdInteractiveAuthentication no\n\
          PubkeyAuthentication yes\nPermitEmptyPasswords no\nMaxAuthTries {}\nLoginGraceTime {}\n\
-         X11Forwarding {}\nClientAliveInterval {}\nClientAliveCountMax {}\n",
+         X11Forwarding {}\nClientAliveInterval {}\nClientAliveCountMax {}\n\
+         LogLevel {}\nAllowAgentForwarding {}\nAllowTcpForwarding {}\nMaxSessions {}\nTCPKeepAlive {}\n\
+         RequiredRSASize {}\n",
         v.ssh_port,
         yes_no(v.ssh_password_authentication),
         v.ssh_max_auth_tries,
@@ -123,13 +201,37 @@ pub fn drop_in(v: &Vars) -> String {
         yes_no(v.ssh_x11_forwarding),
         v.ssh_client_alive_interval,
         v.ssh_client_alive_count_max,
+        v.ssh_log_level,
+        yes_no(v.ssh_allow_agent_forwarding),
+        yes_no(v.ssh_allow_tcp_forwarding),
+        v.ssh_max_sessions,
+        yes_no(v.ssh_tcp_keepalive),
+        v.ssh_required_rsa_size,
     );
+    if v.ssh_banner {
+        s.push_str(&format!("Banner {BANNER}\n"));
+    }
+    if v.ssh_host_key_hardening {
+        // Only these keys are served, whatever else lies in /etc/ssh.
+        s.push_str("HostKey /etc/ssh/ssh_host_ed25519_key\nHostKey /etc/ssh/ssh_host_rsa_key\n");
+    }
     for (key, list) in [
         ("AllowUsers", &v.ssh_allow_users),
         ("AllowGroups", &v.ssh_allow_groups),
         ("KexAlgorithms", &v.ssh_kex_algorithms),
         ("Ciphers", &v.ssh_ciphers),
         ("MACs", &v.ssh_macs),
+        ("HostKeyAlgorithms", &v.ssh_host_key_algorithms),
+        ("CASignatureAlgorithms", &v.ssh_ca_signature_algorithms),
+        ("GSSAPIKexAlgorithms", &v.ssh_gssapi_kex_algorithms),
+        (
+            "HostbasedAcceptedAlgorithms",
+            &v.ssh_hostbased_accepted_algorithms,
+        ),
+        (
+            "PubkeyAcceptedAlgorithms",
+            &v.ssh_pubkey_accepted_algorithms,
+        ),
     ] {
         if !list.is_empty() {
             let sep = if key.starts_with("Allow") { " " } else { "," };
@@ -165,6 +267,21 @@ fn check_lockout(v: &Vars) -> Result<(), (String, String)> {
         ("ssh_kex_algorithms", &v.ssh_kex_algorithms),
         ("ssh_ciphers", &v.ssh_ciphers),
         ("ssh_macs", &v.ssh_macs),
+        ("ssh_host_key_algorithms", &v.ssh_host_key_algorithms),
+        (
+            "ssh_ca_signature_algorithms",
+            &v.ssh_ca_signature_algorithms,
+        ),
+        ("ssh_gssapi_kex_algorithms", &v.ssh_gssapi_kex_algorithms),
+        (
+            "ssh_pubkey_accepted_algorithms",
+            &v.ssh_pubkey_accepted_algorithms,
+        ),
+        (
+            "ssh_hostbased_accepted_algorithms",
+            &v.ssh_hostbased_accepted_algorithms,
+        ),
+        ("ssh_log_level", &vec![v.ssh_log_level.clone()]),
         ("ssh_allow_users", &v.ssh_allow_users),
         ("ssh_allow_groups", &v.ssh_allow_groups),
     ];
@@ -181,6 +298,12 @@ fn check_lockout(v: &Vars) -> Result<(), (String, String)> {
             );
         }
     }
+    if v.ssh_max_sessions < 2 {
+        return err(
+            "ssh_max_sessions",
+            "ssh_max_sessions must be at least 2: slipway holds its host lock on one session and runs commands on another".into(),
+        );
+    }
     if v.ssh_port == 0 {
         return err("ssh_port", "ssh_port must be between 1 and 65535".into());
     }
@@ -192,6 +315,28 @@ fn check_lockout(v: &Vars) -> Result<(), (String, String)> {
                 v.ssh_revert_window
             ),
         );
+    }
+    Ok(())
+}
+
+/// A deploy key whose type sshd would refuse is a lockout: refused here.
+/// An `ssh-rsa` key signs with any of the `rsa-sha2-*` algorithms.
+fn check_key_types(keys: &[String], accepted: &[String]) -> Result<(), String> {
+    for key in keys {
+        let kind = key.split_whitespace().next().unwrap_or_default();
+        let ok = accepted.iter().any(|a| {
+            a == kind
+                || (kind == "ssh-rsa" && a.starts_with("rsa-sha2-") && !a.contains("-cert-"))
+                || (kind == "ssh-rsa-cert-v01@openssh.com"
+                    && a.starts_with("rsa-sha2-")
+                    && a.contains("-cert-"))
+        });
+        if !ok {
+            return Err(format!(
+                "a deploy key of type `{kind}` could not log in: ssh_pubkey_accepted_algorithms does not accept it \
+                 (use an ed25519 or RSA key, or add its type)"
+            ));
+        }
     }
     Ok(())
 }
@@ -209,15 +354,19 @@ impl TypedRole for SshHardening {
                 format!("role ssh_hardening on {}: {m}", ctx.host.name),
             )
         })?;
-        super::deploy_user::all_keys(&v.deploy_keys, &v.deploy_key_files, ctx)?;
+        let keys = super::deploy_user::all_keys(&v.deploy_keys, &v.deploy_key_files, ctx)?;
+        check_key_types(&keys, &v.ssh_pubkey_accepted_algorithms).map_err(|m| {
+            ctx.var_error(
+                "ssh_pubkey_accepted_algorithms",
+                format!("role ssh_hardening on {}: {m}", ctx.host.name),
+            )
+        })?;
         let file = config_file(DROP_IN, drop_in(&v), 0o644);
         let login = v.ssh_lockout_check.then(|| v.deploy_user.clone());
-        Ok(vec![Box::new(SshdConfig::new(
-            file,
-            v.ssh_port,
-            login,
-            v.ssh_revert_window,
-        ))])
+        Ok(vec![Box::new(
+            SshdConfig::new(file, v.ssh_port, login, v.ssh_revert_window)
+                .with_host_keys(v.ssh_host_key_hardening),
+        )])
     }
 }
 

@@ -14,6 +14,9 @@ use russh::keys::{Algorithm, known_hosts};
 
 use super::{HostKeyPolicy, TransportError};
 
+mod replace;
+pub use replace::replace_host_keys;
+
 /// What one connection needs to judge the key a server offers.
 #[derive(Debug, Clone)]
 pub struct HostKeyCheck {
