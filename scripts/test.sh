@@ -36,6 +36,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
   done
 fi
 
+# ssh-audit judges the sshd ssh_hardening leaves (tests/ssh_audit_lab.rs). Pinned: its policies
+# and verdicts change between releases.
+ssh_audit_version=3.9.0
+if ! pip3 show ssh-audit 2>/dev/null | grep -qx "Version: $ssh_audit_version"; then
+  command -v pip3 >/dev/null 2>&1 || {
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-pip </dev/null
+  }
+  pip3 install --break-system-packages "ssh-audit==$ssh_audit_version"
+fi
+
 # Labs started by this run carry this id, so that labs a killed test could not tear down
 # are removed at the end (and only this run's: other runs' labs are left alone).
 SLIPWAY_LAB_RUN="run-$$-$(date +%s)"

@@ -40,7 +40,7 @@ pub fn attrs(obs: &Observed<'_>) -> Vec<Attr> {
             "ed25519" => {}
             "rsa" if *bits >= RSA_BITS => {}
             "rsa" => attrs.push(Attr::new(&name, had, Some(regenerated()))),
-            _ => attrs.push(Attr::new(&name, had, None::<String>)),
+            _ => attrs.push(Attr::new(&name, had, Some("removed"))),
         }
     }
     for want in ["ed25519", "rsa"] {
@@ -127,7 +127,7 @@ mod tests {
         assert_eq!(
             a,
             vec![
-                Attr::new("host key ecdsa", Some("256 bits"), None::<String>),
+                Attr::new("host key ecdsa", Some("256 bits"), Some("removed")),
                 Attr::new(
                     "host key rsa",
                     Some("3072 bits"),
