@@ -201,7 +201,7 @@ impl Session {
                 steps.extend(execute::parse("", &seg.names, seg.first, false));
                 continue;
             }
-            let (done, e) = match runner.run(&seg.script).await {
+            let (mut done, mut e) = match runner.run(&seg.script).await {
                 Ok(out) => {
                     let stdout = redactor.redact(&out.stdout_str());
                     let done = execute::parse(&stdout, &seg.names, seg.first, false);
@@ -237,7 +237,7 @@ impl Session {
                     Some(redactor.redact(&e.to_string())),
                 ),
             };
-            let (mut done, mut e) = (done, e);
+            // Before the proof: its new login must know the new host keys.
             if e.is_none() {
                 let port = seg.guard.as_ref().map(|p| p.port);
                 e = host_keys::learn(&self.state.host, &mut done, port)
