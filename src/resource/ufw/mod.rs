@@ -57,6 +57,11 @@ pub struct Ufw {
 
 /// Where the firewall as it was before a change is kept, for the revert.
 const SAVED: &str = "/var/lib/slipway/rollback/ufw";
+/// UFW applies its own kernel settings (IPT_SYSCTL) each time it starts or
+/// reloads, after the boot's sysctl.d: on Ubuntu it sets log_martians=0, which
+/// would undo the sysctl role at every boot and every firewall reload. Kernel
+/// settings belong to the sysctl role alone.
+const UFW_SYSCTL_OFF: &str = "left to sysctl.d (IPT_SYSCTL empty)";
 
 /// UFW's policy words, from what /etc/default/ufw holds.
 fn policy_word(v: &str) -> &str {
@@ -298,6 +303,13 @@ impl Resource for Ufw {
                 ));
             }
         }
+        if !seen.sysctl.as_deref().unwrap_or_default().is_empty() || !seen.installed {
+            attrs.push(Attr::new(
+                "kernel settings",
+                seen.sysctl.as_deref().map(|f| format!("applied from {f}")),
+                Some(UFW_SYSCTL_OFF),
+            ));
+        }
         if attrs.is_empty() && add.is_empty() && delete.is_empty() && blocks.is_empty() {
             return Outcome::unchanged();
         }
@@ -336,6 +348,9 @@ impl Resource for Ufw {
         }
         if seen.output.as_deref() != Some("ACCEPT") {
             s.line("ufw default allow outgoing");
+        }
+        if !seen.sysctl.as_deref().unwrap_or_default().is_empty() || !seen.installed {
+            s.line("sed -i 's/^IPT_SYSCTL=.*/IPT_SYSCTL=/' /etc/default/ufw");
         }
         for t in &delete {
             s.line(t.delete_command());

@@ -20,7 +20,7 @@ pub fn probe_script(root: &str) -> String {
         "if [ -x \"$r/usr/sbin/ufw\" ]; then echo installed=yes; else echo installed=no; fi\n",
     );
     sh.push_str("if [ -f \"$r/etc/ufw/ufw.conf\" ]; then sed -n 's/^ENABLED=/enabled=/p' \"$r/etc/ufw/ufw.conf\"; fi\n");
-    sh.push_str("if [ -f \"$r/etc/default/ufw\" ]; then sed -n 's/^IPV6=/ipv6=/p; s/^DEFAULT_INPUT_POLICY=/input=/p; s/^DEFAULT_OUTPUT_POLICY=/output=/p' \"$r/etc/default/ufw\"; fi\n");
+    sh.push_str("if [ -f \"$r/etc/default/ufw\" ]; then sed -n 's/^IPV6=/ipv6=/p; s/^DEFAULT_INPUT_POLICY=/input=/p; s/^DEFAULT_OUTPUT_POLICY=/output=/p; s/^IPT_SYSCTL=/sysctl=/p' \"$r/etc/default/ufw\"; fi\n");
     sh.push_str("if [ -f \"$r/etc/ufw/user.rules\" ]; then sed -n 's/^### tuple ### /v4=/p' \"$r/etc/ufw/user.rules\"; fi\n");
     sh.push_str("if [ -f \"$r/etc/ufw/user6.rules\" ]; then sed -n 's/^### tuple ### /v6=/p' \"$r/etc/ufw/user6.rules\"; fi\n");
     sh.push_str(&block("after.rules", "after4"));
@@ -192,6 +192,8 @@ pub(super) struct Seen {
     pub(super) ipv6: bool,
     pub(super) input: Option<String>,
     pub(super) output: Option<String>,
+    /// IPT_SYSCTL: the kernel settings file UFW applies each time it starts.
+    pub(super) sysctl: Option<String>,
     pub(super) tuples: Vec<Tuple>,
     pub(super) unreadable: Vec<String>,
     /// after.rules and after6.rules: whether the file exists, and slipway's block in it.
@@ -212,6 +214,7 @@ impl Seen {
             ipv6: obs.get("ipv6").map(unquote).as_deref() != Some("no"),
             input: obs.get("input").map(unquote),
             output: obs.get("output").map(unquote),
+            sysctl: obs.get("sysctl").map(unquote),
             conn_port: obs.get("conn_port").and_then(|p| p.trim().parse().ok()),
             ..Seen::default()
         };

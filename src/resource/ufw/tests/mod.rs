@@ -21,6 +21,11 @@ const AFTER6_RULES: &str = "#\n# rules.input-after\n#\n*filter\n:ufw6-after-inpu
 const PEER2: &str = "172.28.5.12";
 const PEER3: &str = "172.28.5.13";
 
+/// /etc/default/ufw as slipway leaves it: UFW applies no kernel settings.
+fn converged_default() -> String {
+    DEFAULT_UFW.replace("IPT_SYSCTL=/etc/ufw/sysctl.conf", "IPT_SYSCTL=")
+}
+
 /// A host's file system under a temp dir: `files` are (path, content).
 fn host(installed: bool, files: &[(&str, String)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -177,7 +182,7 @@ fn converged(u: &Ufw, extra_v4: &[&str]) -> Vec<(&'static str, String)> {
             "etc/ufw/ufw.conf",
             UFW_CONF.replace("ENABLED=no", "ENABLED=yes"),
         ),
-        ("etc/default/ufw", DEFAULT_UFW.to_string()),
+        ("etc/default/ufw", converged_default()),
         ("etc/ufw/user.rules", user_rules(USER_RULES, &v4)),
         ("etc/ufw/user6.rules", user_rules(USER6_RULES, &v6)),
         (

@@ -92,6 +92,29 @@ fn a_converged_host_needs_nothing() {
 }
 
 #[test]
+fn ufws_own_kernel_settings_are_turned_off() {
+    let u = manager();
+    let mut files = converged(&u, &[]);
+    for (path, text) in &mut files {
+        if *path == "etc/default/ufw" {
+            *text = DEFAULT_UFW.to_string();
+        }
+    }
+    let section = probe(&host(true, &files));
+    let lines = attr_lines(&plan(&u, &section));
+    assert!(
+        has(
+            &lines,
+            "kernel settings: applied from /etc/ufw/sysctl.conf -> left to sysctl.d (IPT_SYSCTL empty)"
+        ),
+        "{lines:#?}"
+    );
+    assert!(
+        script(&u, &section).contains("sed -i 's/^IPT_SYSCTL=.*/IPT_SYSCTL=/' /etc/default/ufw\n")
+    );
+}
+
+#[test]
 fn rules_not_planned_are_removed_when_exclusive_and_kept_otherwise() {
     let mut u = manager();
     let extra = [
@@ -136,7 +159,7 @@ fn the_files_of_a_converged_lab_manager_need_nothing() {
             "etc/ufw/ufw.conf",
             UFW_CONF.replace("ENABLED=no", "ENABLED=yes"),
         ),
-        ("etc/default/ufw", DEFAULT_UFW.to_string()),
+        ("etc/default/ufw", converged_default()),
         ("etc/ufw/user.rules", LAB_USER_RULES.to_string()),
         ("etc/ufw/user6.rules", LAB_USER6_RULES.to_string()),
         ("etc/ufw/after.rules", LAB_AFTER_RULES.to_string()),
