@@ -20,10 +20,10 @@ pub struct Observation {
 
 /// Runs the host's one batched probe.
 pub async fn observe(runner: &Runner, state: &HostState) -> Result<Observation, String> {
-    let script = probe::script(state.resources());
+    let resources: Vec<&dyn Resource> = state.resources().collect();
+    let script = probe::script(&resources);
     let out = runner.run(&script).await.map_err(|e| e.to_string())?;
-    let count = state.resources().count();
-    let sections = Sections::parse(&out.stdout_str(), count).map_err(|e| {
+    let sections = probe::read(&out.stdout_str(), &resources).map_err(|e| {
         let stderr = out.stderr_str();
         format!(
             "{e} (exit status {}){}",

@@ -202,7 +202,26 @@ pub trait Resource: Send + Sync + Debug {
 
     /// Shell printing this resource's facts. Runs inside the one batched probe;
     /// its output must be stable while the host is unchanged (it is fingerprinted).
+    /// Package and unit states are asked for with [`Resource::packages`] and
+    /// [`Resource::units`] instead: one query serves every resource of the host.
     fn probe(&self) -> String;
+
+    /// Debian packages whose dpkg status this resource needs. The probe asks dpkg
+    /// once for the packages of all resources of a host, and the section starts
+    /// with the `pkg=NAME STATUS VERSION` line of each (what `dpkg-query -W
+    /// -f='pkg=${Package} ${db:Status-Abbrev} ${Version}\n'` prints, in its
+    /// order; none for a package dpkg does not know).
+    fn packages(&self) -> &[String] {
+        &[]
+    }
+
+    /// systemd units whose state this resource needs. The probe asks systemd
+    /// once for the units of all resources of a host, and the section has, per
+    /// unit in this order and after the package lines, `load=`, `active=` and
+    /// `enabled=` lines (LoadState, ActiveState, UnitFileState).
+    fn units(&self) -> &[String] {
+        &[]
+    }
 
     /// What of a probe section counts for the fingerprint a saved plan keeps:
     /// the section without what changes while the host does not (timestamps).

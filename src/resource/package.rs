@@ -129,18 +129,18 @@ impl Resource for Package {
             .collect()
     }
 
+    fn packages(&self) -> &[String] {
+        &self.names
+    }
+
     fn probe(&self) -> String {
-        let mut sh = format!(
-            "dpkg-query -W -f='pkg=${{Package}} ${{db:Status-Abbrev}} ${{Version}}\\n' {} 2>/dev/null\n",
-            self.words()
-        );
-        if self.state == PackageState::Latest {
-            sh.push_str(&format!(
-                "apt-cache policy {} 2>/dev/null | sed -n 's/^\\([^ ].*\\):$/policy=\\1/p; s/^  Candidate: /candidate=/p'\n",
-                self.words()
-            ));
+        if self.state != PackageState::Latest {
+            return String::new();
         }
-        sh
+        format!(
+            "apt-cache policy {} 2>/dev/null | sed -n 's/^\\([^ ].*\\):$/policy=\\1/p; s/^  Candidate: /candidate=/p'\n",
+            self.words()
+        )
     }
 
     fn plan(&self, obs: &Observed<'_>) -> Outcome {

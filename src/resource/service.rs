@@ -123,17 +123,19 @@ impl Resource for Service {
         vec![super::Managed::sole(super::Thing::Unit, &self.name)]
     }
 
+    fn units(&self) -> &[String] {
+        std::slice::from_ref(&self.name)
+    }
+
+    /// The unit's state comes from the shared query (see [`Resource::units`]);
+    /// the check runs whatever that state, and counts only while the unit is active.
     fn probe(&self) -> String {
-        let n = q(&self.name);
-        let mut sh = format!(
-            "systemctl show -p LoadState -p ActiveState -p UnitFileState {n} 2>/dev/null | sed 's/^LoadState=/load=/; s/^ActiveState=/active=/; s/^UnitFileState=/enabled=/'\n"
-        );
-        if let Some(check) = &self.check {
-            sh.push_str(&format!(
-                "if systemctl is-active --quiet {n}; then if ( {check}\n ) >/dev/null 2>&1 </dev/null; then echo check=ok; else echo check=failed; fi; fi\n"
-            ));
+        match &self.check {
+            Some(check) => format!(
+                "if ( {check}\n ) >/dev/null 2>&1 </dev/null; then echo check=ok; else echo check=failed; fi\n"
+            ),
+            None => String::new(),
         }
-        sh
     }
 
     fn plan(&self, obs: &Observed<'_>) -> Outcome {
@@ -158,6 +160,9 @@ impl Resource for Service {
                 self.name
             ));
         }
+        // What `systemctl is-active` calls active: a check means something only then.
+        let check_failed = matches!(active, "active" | "reloading" | "refreshing")
+            && obs.get("check") == Some("failed");
         let mut attrs = Vec::new();
         if let Some(want) = self.enabled {
             let is = ENABLED.contains(&enabled);
@@ -172,7 +177,7 @@ impl Resource for Service {
             if want_running != running {
                 let to = if want_running { "active" } else { "inactive" };
                 attrs.push(Attr::new("state", Some(active), Some(to)));
-            } else if want_running && obs.get("check") == Some("failed") {
+            } else if want_running && check_failed {
                 attrs.push(Attr::new("check", Some("failed"), Some("ok")));
             }
         }
@@ -184,7 +189,7 @@ impl Resource for Service {
         if load == "not-found" {
             summary.push_str(" (unit not installed yet)");
         }
-        if obs.get("check") == Some("failed") {
+        if check_failed {
             summary.push_str(&format!(
                 " (`{}` fails)",
                 self.check.as_deref().unwrap_or_default()
@@ -282,6 +287,14 @@ mod tests {
         .change
         .unwrap();
         assert_eq!(c.summary, "restart fail2ban (`fail2ban-client ping` fails)");
+        // The probe runs the check whatever the state; it counts only while active.
+        for (active, summary) in [("inactive", "start fail2ban"), ("activating", "")] {
+            let o = plan(
+                &s,
+                &format!("load=loaded\nactive={active}\nenabled=enabled\ncheck=failed\n"),
+            );
+            assert_eq!(o.change.map(|c| c.summary).unwrap_or_default(), summary);
+        }
         assert!(
             s.apply(&c, &Observed::new("", &HostFacts::default()))
                 .sh

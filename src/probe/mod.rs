@@ -1,6 +1,10 @@
 //! The one batched probe per host: every resource's facts in one remote
 //! command, split back into sections by marker lines.
 
+mod shared;
+
+use std::collections::BTreeMap;
+
 use crate::digest::sha256_hex;
 use crate::facts;
 use crate::resource::Resource;
@@ -8,16 +12,20 @@ use crate::shell::Script;
 
 const MARK: &str = "@@slipway-section ";
 
-/// One script that prints the host facts, then each resource's section. The
-/// fragments run in parallel (some ask slow tools: fail2ban-client is Python),
-/// each into its own file, and are printed in order once all are done, so a
-/// probe costs about as long as its slowest fragment.
-pub fn script<'r>(resources: impl IntoIterator<Item = &'r dyn Resource>) -> Script {
+/// One script that prints the host facts, the shared answers (see [`shared`]),
+/// then each resource's section. The fragments run in parallel (some ask slow
+/// tools), each into its own file, and are printed in order once all are done,
+/// so a probe costs about as long as its slowest fragment.
+pub fn script(resources: &[&dyn Resource]) -> Script {
     let mut s = Script::default();
     s.line("d=$(mktemp -d); trap 'rm -rf \"$d\"' EXIT");
     s.line(format!("( {} ) >\"$d/facts\" 2>/dev/null &", facts::PROBE));
+    let queries = shared::Wanted::of(resources).queries();
+    for (name, sh) in &queries {
+        s.line(format!("( {sh} ) >\"$d/{name}\" 2>/dev/null &"));
+    }
     let mut count = 0;
-    for (i, r) in resources.into_iter().enumerate() {
+    for (i, r) in resources.iter().enumerate() {
         let probe = r.probe();
         // `( )` is a syntax error in sh; a resource with nothing to observe prints nothing.
         let probe = if probe.trim().is_empty() {
@@ -31,6 +39,9 @@ pub fn script<'r>(resources: impl IntoIterator<Item = &'r dyn Resource>) -> Scri
     }
     s.line("wait");
     s.line(format!("printf '{MARK}facts\\n'; cat \"$d/facts\""));
+    for (name, _) in &queries {
+        s.line(format!("printf '\\n{MARK}{name}\\n'; cat \"$d/{name}\""));
+    }
     s.line(format!(
         "i=0; while [ $i -lt {count} ]; do printf '\\n{MARK}%s\\n' $i; cat \"$d/$i\"; i=$((i+1)); done"
     ));
@@ -38,16 +49,35 @@ pub fn script<'r>(resources: impl IntoIterator<Item = &'r dyn Resource>) -> Scri
     s
 }
 
-/// The probe output, split: the facts section and one section per resource.
+/// The output of [`script`], split into the facts and one section per
+/// resource, each section starting with its share of the shared answers.
+pub fn read(stdout: &str, resources: &[&dyn Resource]) -> Result<Sections, String> {
+    let mut sections = Sections::parse(stdout, resources.len())?;
+    let wanted = shared::Wanted::of(resources);
+    let answer = |name: &str| sections.shared.get(name).map_or("", String::as_str);
+    let heads: Vec<String> = resources
+        .iter()
+        .map(|r| wanted.lines_for(*r, answer(shared::PACKAGES), answer(shared::UNITS)))
+        .collect();
+    for (section, head) in sections.resources.iter_mut().zip(heads) {
+        section.insert_str(0, &head);
+    }
+    Ok(sections)
+}
+
+/// The probe output, split: the facts section, the shared answers by name,
+/// and one section per resource.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sections {
     pub facts: String,
+    pub shared: BTreeMap<String, String>,
     pub resources: Vec<String>,
 }
 
 impl Sections {
     pub fn parse(stdout: &str, expected: usize) -> Result<Self, String> {
         let mut facts = None;
+        let mut shared = BTreeMap::new();
         let mut resources: Vec<String> = Vec::new();
         let mut current: Option<String> = None;
         let mut body = String::new();
@@ -57,7 +87,12 @@ impl Sections {
                 let name = name.trim_end();
                 match current.take().as_deref() {
                     Some("facts") => facts = Some(std::mem::take(&mut body)),
-                    Some(_) => resources.push(tidy(std::mem::take(&mut body))),
+                    Some(n) if n.starts_with(|c: char| c.is_ascii_digit()) => {
+                        resources.push(tidy(std::mem::take(&mut body)))
+                    }
+                    Some(n) => {
+                        shared.insert(n.to_string(), tidy(std::mem::take(&mut body)));
+                    }
                     None => body.clear(),
                 }
                 if name == "end" {
@@ -77,6 +112,7 @@ impl Sections {
         }
         Ok(Self {
             facts: facts.unwrap_or_default(),
+            shared,
             resources,
         })
     }
@@ -105,6 +141,38 @@ mod tests {
         let s = Sections::parse(&out, 2).unwrap();
         assert_eq!(s.facts, "now=1\n\n");
         assert_eq!(s.resources, vec!["a=1\n".to_string(), String::new()]);
+    }
+
+    #[test]
+    fn packages_and_units_are_asked_once_and_shared_out() {
+        use crate::resource::package::Package;
+        use crate::resource::service::Service;
+        let (curl, jq, docker) = (
+            Package::present(&["curl"]),
+            Package::present(&["curl", "jq"]),
+            Service {
+                check: Some("[ -S /run/docker.sock ]".into()),
+                ..Service::running("docker")
+            },
+        );
+        let refs: Vec<&dyn Resource> = vec![&curl, &jq, &docker];
+        let sh = script(&refs).sh;
+        assert_eq!(sh.matches("dpkg-query").count(), 1, "{sh}");
+        assert_eq!(sh.matches("systemctl").count(), 1, "{sh}");
+        let out = format!(
+            "{MARK}facts\nnow=1\n\n{MARK}packages\namd64 pkg=curl ii  8.5\namd64 pkg=jq ii  1.7\n\n\
+             {MARK}units\nLoadState=loaded\nActiveState=active\nUnitFileState=enabled\n\n\
+             {MARK}0\n\n{MARK}1\n\n{MARK}2\ncheck=ok\n\n{MARK}end\n"
+        );
+        let s = read(&out, &refs).unwrap();
+        assert_eq!(
+            s.resources,
+            [
+                "pkg=curl ii  8.5\n",
+                "pkg=curl ii  8.5\npkg=jq ii  1.7\n",
+                "load=loaded\nactive=active\nenabled=enabled\ncheck=ok\n",
+            ]
+        );
     }
 
     #[test]
