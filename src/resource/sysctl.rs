@@ -169,12 +169,22 @@ impl Resource for Sysctl {
 
     fn probe(&self) -> String {
         let mut sh = self.drop_in.probe();
+        let mut keys = Vec::new();
         for k in self.settings.keys() {
             let p = q(&proc_path(k));
             let key = q(k);
             sh.push_str(&format!(
-                "if [ -w {p} ]; then printf 'w.%s=yes\\n' {key}; elif [ -e {p} ]; then printf 'w.%s=ro\\n' {key}; fi\n\
-                 if [ -r {p} ] && IFS= read -r v < {p}; then printf 'v.%s=%s\\n' {key} \"$v\"; fi\n"
+                "if [ -w {p} ]; then printf 'w.%s=yes\\n' {key}; elif [ -e {p} ]; then printf 'w.%s=ro\\n' {key}; fi\n"
+            ));
+            keys.push(key);
+        }
+        // One `sysctl` for every value: the shell's `read` takes a /proc/sys
+        // file a byte at a time, and the kernel ends such a file after its
+        // first byte, so `32768 60999` would read as `3`.
+        if !keys.is_empty() {
+            sh.push_str(&format!(
+                "sysctl -e {} 2>/dev/null | sed -n 's/^\\([^ ]*\\) = /v.\\1=/p'\n",
+                keys.join(" ")
             ));
         }
         sh
@@ -273,6 +283,27 @@ mod tests {
             Some(Diff::Text { unified, .. }) => unified,
             other => panic!("expected a text diff, got {other:?}"),
         }
+    }
+
+    /// The probe against this machine's own kernel: a value of several
+    /// characters (and a tab) reads whole.
+    #[test]
+    fn the_probe_reads_whole_values_from_a_real_kernel() {
+        let key = "net.ipv4.ip_local_port_range";
+        let r = Sysctl::new("t".into(), [(key.to_string(), "1 2".to_string())].into());
+        let out = std::process::Command::new("sh")
+            .args(["-c", &r.probe()])
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .output()
+            .unwrap();
+        let out = String::from_utf8(out.stdout).unwrap();
+        let want = std::fs::read_to_string(proc_path(key)).unwrap();
+        let seen = out
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("v.{key}=")))
+            .unwrap_or_else(|| panic!("no value in {out}"));
+        assert_eq!(normalize(seen), normalize(&want));
+        assert!(normalize(seen).len() > 1, "{seen}");
     }
 
     #[test]
