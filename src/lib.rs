@@ -2,6 +2,7 @@
 //! Swarm nodes over SSH. Observe, plan, apply are separate steps; the plan is
 //! a value that can be printed, saved, compared and applied.
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod desired;

@@ -50,6 +50,9 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Show what slipway observes on a host
     Facts(FactsArgs),
+    /// Report, without changing anything, how each host differs from what its roles
+    /// set: sshd, open ports, security updates, fail2ban, Docker, the swarm
+    Audit(AuditArgs),
     /// Show who holds a host's lock and release it (after a run that died)
     Unlock(UnlockArgs),
     /// Take one fresh machine from root login to a hardened Swarm node
@@ -196,6 +199,16 @@ pub struct FactsArgs {
 
     /// The host to observe
     pub host: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub sel: Selection,
+
+    /// The playbook whose roles say what each host should be
+    #[arg(long, default_value = "playbooks/site.toml", value_name = "FILE")]
+    pub playbook: PathBuf,
 }
 
 #[derive(Debug, Args)]

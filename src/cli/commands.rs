@@ -19,6 +19,7 @@ pub async fn run(command: Command, ui: &Ui) -> Result<i32, CliError> {
         Command::Plan(a) => plan(a, ui).await,
         Command::Apply(a) => apply(a, ui).await,
         Command::Facts(a) => facts(a, ui).await,
+        Command::Audit(a) => super::audit::run(a, ui).await,
         Command::Unlock(a) => super::unlock::run(a, ui).await,
         Command::Bootstrap(a) => super::bootstrap::run(a, ui).await,
         Command::Render(a) => super::offline::render(a, ui),
@@ -30,7 +31,7 @@ pub async fn run(command: Command, ui: &Ui) -> Result<i32, CliError> {
     }
 }
 
-fn load_options(sel: &Selection, playbook: &std::path::Path) -> Result<LoadOptions, CliError> {
+pub(super) fn load_options(sel: &Selection, playbook: &std::path::Path) -> Result<LoadOptions, CliError> {
     let inventory = sel.inventory.clone().ok_or_else(|| {
         CliError::Message("no inventory: pass -i INVENTORY (a TOML file listing the hosts)".into())
     })?;
@@ -69,7 +70,7 @@ fn plan_of(sessions: &[Session]) -> Plan {
     }
 }
 
-fn human(ui: &Ui) -> Human {
+pub(super) fn human(ui: &Ui) -> Human {
     Human {
         palette: ui.palette,
         verbose: ui.verbose > 0,
@@ -95,7 +96,7 @@ fn print_report(ui: &Ui, reports: &[HostReport]) {
     }
 }
 
-fn redacted_json(mut value: serde_json::Value) -> String {
+pub(super) fn redacted_json(mut value: serde_json::Value) -> String {
     crate::redact::global().redact_json(&mut value);
     serde_json::to_string_pretty(&value).expect("json")
 }

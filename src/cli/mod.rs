@@ -2,6 +2,7 @@
 //! happens in the library; this module decides how it is shown.
 
 mod args;
+mod audit;
 mod bootstrap;
 mod commands;
 mod init;

@@ -1,6 +1,7 @@
 //! Runs plans and applies across hosts: in parallel (at most `forks` at once),
 //! one connection per host, a failed host never stopping the others.
 
+pub mod audit;
 pub mod connect;
 pub mod execute;
 pub mod guard;

@@ -1,6 +1,7 @@
 //! Renderers of plans and apply reports. They only read the values they are
 //! given; the human and JSON forms carry the same facts.
 
+pub mod audit;
 pub mod human;
 pub mod json;
 

@@ -256,7 +256,7 @@ pub trait Resource: Send + Sync + Debug {
     fn set_diff(&self, _change: &mut Change, _old: Option<&[u8]>, _facts: &HostFacts) {}
 
     /// Downcasting, for the few places that merge resources of one kind
-    /// (see `desired`): only kinds that can be merged answer.
+    /// (see `desired`) or read what one declares (the audit): only those kinds answer.
     fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
         None
     }

@@ -29,11 +29,11 @@ use super::{Guard, Observed, Outcome, Resource};
 use crate::plan::change::{Action, Attr, Change};
 use crate::shell::Script;
 use docker_user::{FAMILIES, write_block};
-use model::{PortKey, from_list, port_covers, port_key};
+use model::{PortKey, from_list, port_key};
 use observed::{Seen, Tuple};
 
 pub use docker_user::{BEGIN, END};
-pub use model::{Family, Proto, Published, Rule, Source, parse_port};
+pub use model::{Family, Proto, Published, Rule, Source, parse_port, port_covers};
 pub use observed::probe_script;
 
 #[derive(Debug, Clone)]
@@ -212,6 +212,11 @@ impl Ufw {
 impl Resource for Ufw {
     fn id(&self) -> String {
         "ufw:firewall".to_string()
+    }
+
+    /// The audit reads the rules and published ports it declares.
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
     }
 
     /// The files UFW keeps its state in, which `ufw` rewrites.

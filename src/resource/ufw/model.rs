@@ -183,7 +183,7 @@ pub fn parse_port(s: &str) -> Result<String, String> {
     }
 }
 
-pub(super) fn port_covers(spec: &str, port: u16) -> bool {
+pub fn port_covers(spec: &str, port: u16) -> bool {
     let n = |s: &str| s.parse::<u16>().unwrap_or(0);
     match spec.split_once(':') {
         None => n(spec) == port,
