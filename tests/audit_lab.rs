@@ -46,12 +46,14 @@ fn audit(p: &Project, inv: &Path, extra: &[&str]) -> Run {
         .args(extra))
 }
 
-/// Files under these directories changed since `marker` (on host `i`).
+/// What changed under these directories since `marker` (on host `i`); the
+/// directories themselves change when a file in them comes and goes (the
+/// audit's private directory in /tmp).
 fn written_since(lab: &Lab, i: usize, marker: &str) -> String {
     lab.exec_ok(
         i,
         &format!(
-            "find /etc /var/lib/slipway /var/cache/apt /tmp /var/tmp /root /home -xdev -newer {marker} 2>/dev/null || true"
+            "find /etc /var/lib/slipway /var/cache/apt /tmp /var/tmp /root /home -xdev -mindepth 1 -newer {marker} 2>/dev/null || true"
         ),
     )
 }
@@ -88,7 +90,9 @@ fn audit_names_out_of_band_changes_and_changes_nothing() {
     );
     let clean = clean.expect(0);
     assert!(
-        clean.stdout.contains("Audit: 2 hosts are as their roles set."),
+        clean
+            .stdout
+            .contains("Audit: 2 hosts are as their roles set."),
         "{}",
         clean.stdout
     );
@@ -120,17 +124,23 @@ fn audit_names_out_of_band_changes_and_changes_nothing() {
         .arg(site()))
     .expect(0);
 
-    // Out of band: a container published on a port nobody declared, on the
-    // worker, and a weak cipher first in sshd's configuration on the manager.
-    lab.exec_ok(1, "apt-get install -y -q busybox-static >/dev/null 2>&1");
+    // Out of band, on the manager: a port published by Docker that nobody
+    // declared (a Swarm service: a container on a bridge network cannot start
+    // in the Ubuntu lab, where the nested dockerd cannot set IPv6 up), and a
+    // weak cipher first in sshd's configuration. On the worker: a process
+    // listening on a port no firewall rule opens.
+    for i in 0..2 {
+        lab.exec_ok(i, "apt-get install -y -q busybox-static >/dev/null 2>&1");
+    }
     lab.exec_ok(
-        1,
+        0,
         "mkdir -p /root/tiny/bin && cp /bin/busybox /root/tiny/bin/ && tar -C /root/tiny -c . | docker import - tiny >/dev/null && rm -rf /root/tiny",
     );
     lab.exec_ok(
-        1,
-        "docker run -d --name stray -p 8088:80 tiny /bin/busybox httpd -f -p 80 -h /",
+        0,
+        "docker service create --detach --quiet --name stray --publish 8088:80 tiny /bin/busybox httpd -f -p 80 -h / 2>/dev/null",
     );
+    lab.exec_ok(1, "busybox httpd -p 8090 -h /");
     lab.exec_ok(
         0,
         "printf 'Ciphers aes128-cbc,chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr\\n' > /etc/ssh/sshd_config.d/00-aa-weak.conf && systemctl reload ssh",
@@ -154,19 +164,44 @@ fn audit_names_out_of_band_changes_and_changes_nothing() {
             .starts_with("aes128-cbc,"),
         "{sshd}"
     );
-    let ports = finding(1, 1);
-    assert_eq!(ports["status"], "differs", "{ports}");
-    let stray = ports["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["subject"] == "8088/tcp")
-        .unwrap_or_else(|| panic!("8088/tcp not named: {ports}"));
-    let found = stray["found"].as_str().unwrap();
-    assert!(found.contains("container stray"), "{found}");
-    // DOCKER-USER drops what is not declared: no answer from here.
-    assert!(found.ends_with("from here: filtered (no answer in 2 s)"), "{found}");
-    // The other checks still pass on each host.
-    assert_eq!(finding(0, 1)["status"], "ok", "{json}");
-    assert_eq!(finding(1, 0)["status"], "ok", "{json}");
+    // Each undeclared port is named, and answers no connection from here:
+    // DOCKER-USER drops the published one, UFW the other.
+    for (host, port, by, declare) in [
+        (
+            0,
+            "8088/tcp",
+            "service stray (*:8088->80/tcp)",
+            "firewall_docker_published",
+        ),
+        (1, "8090/tcp", "busybox", "firewall_rules"),
+    ] {
+        let ports = finding(host, 1);
+        assert_eq!(ports["status"], "differs", "{ports}");
+        assert_eq!(ports["findings"].as_array().unwrap().len(), 1, "{ports}");
+        let f = &ports["findings"][0];
+        assert_eq!(f["subject"], port, "{ports}");
+        assert!(f["expected"].as_str().unwrap().contains(declare), "{f}");
+        assert_eq!(
+            f["found"],
+            format!("{by}; from here: filtered (no answer in 2 s)"),
+            "{f}"
+        );
+    }
+    // Everything else is still as the roles set.
+    for (host, check) in [
+        (0, 2),
+        (0, 3),
+        (0, 4),
+        (0, 5),
+        (1, 0),
+        (1, 2),
+        (1, 3),
+        (1, 4),
+    ] {
+        assert_eq!(
+            finding(host, check)["status"],
+            "ok",
+            "{host} {check}: {json}"
+        );
+    }
 }

@@ -31,7 +31,10 @@ pub async fn run(command: Command, ui: &Ui) -> Result<i32, CliError> {
     }
 }
 
-pub(super) fn load_options(sel: &Selection, playbook: &std::path::Path) -> Result<LoadOptions, CliError> {
+pub(super) fn load_options(
+    sel: &Selection,
+    playbook: &std::path::Path,
+) -> Result<LoadOptions, CliError> {
     let inventory = sel.inventory.clone().ok_or_else(|| {
         CliError::Message("no inventory: pass -i INVENTORY (a TOML file listing the hosts)".into())
     })?;

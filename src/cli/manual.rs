@@ -18,7 +18,10 @@ pub fn man() -> Result<i32, CliError> {
             "1",
             "an error: bad input (nothing was touched), a host that failed, a stale saved plan",
         ),
-        ("2", "plan --detailed-exitcode: there are changes"),
+        (
+            "2",
+            "plan --detailed-exitcode: there are changes; audit: a host differs from what its roles set",
+        ),
     ] {
         extra
             .control("TP", [])

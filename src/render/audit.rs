@@ -18,9 +18,17 @@ pub fn human(audit: &Audit, palette: Palette, verbose: bool) -> String {
             plural(n, "host is", "hosts are")
         )
     } else {
-        let mut l = format!("Audit: {differing} of {} differ.", plural(n, "host", "hosts"));
+        let mut l = format!(
+            "Audit: {differing} of {} differ.",
+            plural(n, "host", "hosts")
+        );
         if failed > 0 {
-            write!(l, " {} could not be audited.", plural(failed, "host", "hosts")).ok();
+            write!(
+                l,
+                " {} could not be audited.",
+                plural(failed, "host", "hosts")
+            )
+            .ok();
         }
         l
     };
@@ -34,7 +42,11 @@ fn host_audit(out: &mut String, host: &HostAudit, p: Palette, verbose: bool) {
         write!(
             title,
             " {}",
-            p.dim(&plural(host.remote_commands as usize, "remote command", "remote commands"))
+            p.dim(&plural(
+                host.remote_commands as usize,
+                "remote command",
+                "remote commands"
+            ))
         )
         .ok();
     }

@@ -43,10 +43,7 @@ pub fn check(expected: &Map<String, Value>, info: &str, daemon_json: &str) -> Ch
                     )),
                 }
             }
-            notes.push(format!(
-                "{} keys of daemon.json compared",
-                expected.len()
-            ));
+            notes.push(format!("{} keys of daemon.json compared", expected.len()));
         }
     }
     Check::new("docker", findings, notes)
@@ -68,10 +65,17 @@ mod tests {
         let changed = r#"{"storage-driver": "overlay2", "debug": true}"#;
         let c = check(want, "running 26.1.3\n", changed);
         let subjects: Vec<&str> = c.findings.iter().map(|f| f.subject.as_str()).collect();
-        assert_eq!(subjects, ["daemon.json log-opts", "daemon.json storage-driver"]);
+        assert_eq!(
+            subjects,
+            ["daemon.json log-opts", "daemon.json storage-driver"]
+        );
         assert_eq!(c.findings[1].found, "\"overlay2\"");
 
-        let c = check(want, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock\n", "@@absent");
+        let c = check(
+            want,
+            "Cannot connect to the Docker daemon at unix:///var/run/docker.sock\n",
+            "@@absent",
+        );
         assert_eq!(c.findings.len(), 3, "{c:?}");
         assert_eq!(c.findings[0].subject, "dockerd");
         let c = check(&Map::new(), "running 1\n", "{ nope");

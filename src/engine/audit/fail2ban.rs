@@ -92,9 +92,19 @@ mod tests {
             ["jail sshd: 1 banned now (4 in total): 203.0.113.9"]
         );
         let c = check(&["sshd".into(), "recidive".into()], STATUS);
-        assert_eq!(c.findings, [Finding::new("jail recidive", "running", "not running")]);
-        let down = check(&jails, "Failed to access socket path: /var/run/fail2ban/fail2ban.sock. Is fail2ban running?\n");
+        assert_eq!(
+            c.findings,
+            [Finding::new("jail recidive", "running", "not running")]
+        );
+        let down = check(
+            &jails,
+            "Failed to access socket path: /var/run/fail2ban/fail2ban.sock. Is fail2ban running?\n",
+        );
         assert_eq!(down.status, Status::Differs);
-        assert!(down.findings[0].found.starts_with("Failed to access socket"));
+        assert!(
+            down.findings[0]
+                .found
+                .starts_with("Failed to access socket")
+        );
     }
 }

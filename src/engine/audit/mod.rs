@@ -185,7 +185,10 @@ async fn checks(state: &HostState, expect: &Expect, r: &BTreeMap<String, String>
             let reach = reach(state, &tcp).await;
             ports::check(&exposed, declared, &reach)
         }
-        None => Check::skipped("ports", "no firewall role in this host's plays, or it is off"),
+        None => Check::skipped(
+            "ports",
+            "no firewall role in this host's plays, or it is off",
+        ),
     });
     out.push(updates::check(read("updates")));
     out.push(match &expect.jails {

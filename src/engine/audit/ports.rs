@@ -187,7 +187,8 @@ mod tests {
     const CONTAINERS: &str = "web\t0.0.0.0:8088->80/tcp, [::]:8088->80/tcp\n\
                               local\t127.0.0.1:5432->5432/tcp\n\
                               quiet\t80/tcp\n";
-    const SERVICES: &str = "monitoring_grafana\t*:3001->3000/tcp\nmedia\t*:5000-5001->5000-5001/udp\n";
+    const SERVICES: &str =
+        "monitoring_grafana\t*:3001->3000/tcp\nmedia\t*:5000-5001->5000-5001/udp\n";
 
     fn rule(port: &str, proto: Proto) -> Rule {
         Rule {
@@ -247,7 +248,10 @@ mod tests {
         let web = &c.findings[2];
         assert!(web.expected.contains("firewall_docker_published"));
         assert!(web.found.contains("container web"), "{web:?}");
-        assert!(web.found.ends_with("from here: filtered (no answer in 2 s)"));
+        assert!(
+            web.found
+                .ends_with("from here: filtered (no answer in 2 s)")
+        );
         assert!(c.findings[0].found.ends_with("not tried (udp)"));
     }
 

@@ -1,7 +1,8 @@
 //! The audit's one remote command per host: every reading runs in parallel
 //! (fail2ban-client and apt are slow), each into its own file of a private
 //! directory removed on exit, and is printed in order under a marker line.
-//! Nothing is written anywhere else: apt keeps its package cache in memory.
+//! Nothing is written anywhere else: apt runs as nobody, so it reads its
+//! package cache, or builds one in memory, and can write none.
 
 use std::collections::BTreeMap;
 
@@ -28,12 +29,12 @@ pub const READINGS: &[(&str, &str)] = &[
     ),
     (
         "updates",
-        "apt-get -s -o Debug::NoLocking=1 -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= upgrade 2>&1 | grep -E '^(Inst |E: )'",
+        "runuser -u nobody -- apt-get -s upgrade 2>&1 | grep -E '^(Inst |E: )'",
     ),
     (
         "fail2ban",
         "command -v fail2ban-client >/dev/null || { echo 'fail2ban-client: not installed'; exit 0; }\n\
-         jails=$(fail2ban-client status 2>&1) || { echo \"$jails\"; exit 0; }\n\
+         jails=$(fail2ban-client status 2>&1); printf '%s\\n' \"$jails\"\n\
          for j in $(printf '%s\\n' \"$jails\" | sed -n 's/.*Jail list:[[:space:]]*//p' | tr ',' ' '); do\n\
          printf 'jail %s\\n' \"$j\"; fail2ban-client status \"$j\" 2>&1; done",
     ),

@@ -131,7 +131,10 @@ mod tests {
 
     #[test]
     fn a_failing_sshd_t_is_a_finding() {
-        let c = check(DROP_IN, "Missing privilege separation directory: /run/sshd\n");
+        let c = check(
+            DROP_IN,
+            "Missing privilege separation directory: /run/sshd\n",
+        );
         assert_eq!(c.findings[0].subject, "sshd -T");
         assert!(c.findings[0].found.contains("privilege separation"));
     }

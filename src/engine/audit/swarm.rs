@@ -42,7 +42,11 @@ pub fn check(expected: usize, reading: &str) -> Check {
             None => c[0].to_string(),
         })
         .collect();
-    Check::new("swarm", findings, vec![format!("nodes: {}", names.join(", "))])
+    Check::new(
+        "swarm",
+        findings,
+        vec![format!("nodes: {}", names.join(", "))],
+    )
 }
 
 #[cfg(test)]
@@ -60,7 +64,10 @@ mod tests {
         let subjects: Vec<&str> = c.findings.iter().map(|f| f.subject.as_str()).collect();
         assert_eq!(subjects, ["nodes", "node w1"]);
         assert_eq!(c.findings[1].found, "Down, Drain");
-        let c = check(2, "Error response from daemon: This node is not a swarm manager.\n");
+        let c = check(
+            2,
+            "Error response from daemon: This node is not a swarm manager.\n",
+        );
         assert_eq!(c.findings[0].subject, "docker node ls");
     }
 }
