@@ -204,4 +204,19 @@ fn audit_names_out_of_band_changes_and_changes_nothing() {
             "{host} {check}: {json}"
         );
     }
+
+    // A host that cannot be reached is an error, whatever the others say.
+    let gone = p.write(
+        "gone.toml",
+        &format!(
+            "{}\n[hosts.gone]\naddress = \"127.0.0.1\"\nport = 1\ngroups = [\"others\"]\n",
+            inventory(&lab)
+        ),
+    );
+    let failed = audit(&p, &gone, &[]).expect(1);
+    assert!(
+        failed.stdout.contains("1 could not be audited"),
+        "{}",
+        failed.stdout
+    );
 }

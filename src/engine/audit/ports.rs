@@ -257,14 +257,17 @@ mod tests {
 
     #[test]
     fn a_host_port_needs_a_rule_and_a_published_one_an_entry() {
-        let ports = exposed(SS, "", "");
-        assert_eq!(
-            check(&ports, &declared(), &BTreeMap::new()).status,
-            Status::Ok
-        );
+        // docker-proxy's listener alone, Docker unheard of, is a host port like any.
+        let c = check(&exposed(SS, "", ""), &declared(), &BTreeMap::new());
+        assert_eq!(c.findings.len(), 1);
+        assert_eq!(c.findings[0].found, "docker-proxy; from here: not tried");
         // A firewall rule does not open a published port (DOCKER-USER decides).
         let mut d = declared();
         d.rules.push(rule("8080:8090", Proto::Tcp));
+        assert_eq!(
+            check(&exposed(SS, "", ""), &d, &BTreeMap::new()).status,
+            Status::Ok
+        );
         let c = check(&exposed(SS, CONTAINERS, ""), &d, &BTreeMap::new());
         assert_eq!(c.findings.len(), 1);
         d.published.push(Published {
@@ -276,7 +279,8 @@ mod tests {
         assert_eq!(c.status, Status::Ok, "{c:?}");
         // Without the SSH rule, sshd's port is undeclared.
         d.rules.remove(0);
-        let c = check(&exposed(SS, "", ""), &d, &BTreeMap::new());
+        let c = check(&exposed(SS, CONTAINERS, ""), &d, &BTreeMap::new());
+        assert_eq!(c.findings.len(), 1);
         assert_eq!(c.findings[0].subject, "22/tcp");
         assert_eq!(c.findings[0].found, "sshd; from here: not tried");
     }
