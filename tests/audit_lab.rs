@@ -215,7 +215,7 @@ fn audit_names_out_of_band_changes_and_changes_nothing() {
     );
     let failed = audit(&p, &gone, &[]).expect(1);
     assert!(
-        failed.stdout.contains("1 could not be audited"),
+        failed.stdout.contains("1 host could not be audited"),
         "{}",
         failed.stdout
     );

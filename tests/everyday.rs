@@ -109,6 +109,7 @@ fn completions_cover_every_subcommand() {
         "plan",
         "apply",
         "facts",
+        "audit",
         "bootstrap",
         "render",
         "check",
