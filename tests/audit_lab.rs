@@ -46,14 +46,14 @@ fn audit(p: &Project, inv: &Path, extra: &[&str]) -> Run {
         .args(extra))
 }
 
-/// What changed under these directories since `marker` (on host `i`); the
-/// directories themselves change when a file in them comes and goes (the
-/// audit's private directory in /tmp).
+/// Files written under these directories since `marker` (on host `i`); not
+/// directories, which change when a file in them comes and goes (the audit's
+/// private directory in /tmp): one left behind would hold the audit's files.
 fn written_since(lab: &Lab, i: usize, marker: &str) -> String {
     lab.exec_ok(
         i,
         &format!(
-            "find /etc /var/lib/slipway /var/cache/apt /tmp /var/tmp /root /home -xdev -mindepth 1 -newer {marker} 2>/dev/null || true"
+            "find /etc /var/lib/slipway /var/cache/apt /tmp /var/tmp /root /home -xdev ! -type d -newer {marker} 2>/dev/null || true"
         ),
     )
 }
