@@ -21,7 +21,7 @@ fn inventory(lab: &Lab) -> String {
     let mut s = format!(
         "[defaults]\nuser = \"deploy\"\nbecome = \"sudo\"\nidentity_file = \"{key}\"\nknown_hosts = \"{kh}\"\n\n\
          [vars]\ndeploy_key_files = [\"{key}.pub\"]\ndocker_source = \"distribution\"\ndocker_storage_driver = \"vfs\"\n\
-         monitoring_resolve_image = \"never\"\nsysctl_hardening = false\n\
+         monitoring_resolve_image = \"never\"\n\
          firewall_docker_published = [{{ port = 3001 }}, {{ port = 9090 }}, {{ port = 3100 }}, {{ port = 9100 }}, {{ port = 8080 }}]\n",
         key = lab.key.display(),
         kh = lab.known_hosts.display(),
