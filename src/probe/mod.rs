@@ -14,37 +14,31 @@ const MARK: &str = "@@slipway-section ";
 
 /// One script that prints the host facts, the shared answers (see [`shared`]),
 /// then each resource's section. The fragments run in parallel (some ask slow
-/// tools), each into its own file, and are printed in order once all are done,
-/// so a probe costs about as long as its slowest fragment.
+/// tools), each into its own file headed by its marker line, and one `cat`
+/// prints them in order once all are done, so a probe costs about as long as
+/// its slowest fragment, and printing costs one process, not one per resource.
 pub fn script(resources: &[&dyn Resource]) -> Script {
     let mut s = Script::default();
     s.line("d=$(mktemp -d); trap 'rm -rf \"$d\"' EXIT");
-    s.line(format!("( {} ) >\"$d/facts\" 2>/dev/null &", facts::PROBE));
-    let queries = shared::Wanted::of(resources).queries();
-    for (name, sh) in &queries {
-        s.line(format!("( {sh} ) >\"$d/{name}\" 2>/dev/null &"));
+    // Files named by equal-width numbers: the glob lists them in this order
+    // whatever the host's locale.
+    let mut n = 0;
+    let mut fragment = |s: &mut Script, header: String, body: &str| {
+        s.line(format!(
+            "( printf '{header}'; {body}\n) >\"$d/{n:05}\" 2>/dev/null &"
+        ));
+        n += 1;
+    };
+    fragment(&mut s, format!("{MARK}facts\\n"), facts::PROBE);
+    for (name, sh) in shared::Wanted::of(resources).queries() {
+        fragment(&mut s, format!("\\n{MARK}{name}\\n"), &sh);
     }
-    let mut count = 0;
     for (i, r) in resources.iter().enumerate() {
-        let probe = r.probe();
-        // `( )` is a syntax error in sh; a resource with nothing to observe prints nothing.
-        let probe = if probe.trim().is_empty() {
-            ":".to_string()
-        } else {
-            probe
-        };
         // A subshell per resource: one probe's variables or failure cannot leak into the next.
-        s.line(format!("( {probe}\n) >\"$d/{i}\" 2>/dev/null &"));
-        count = i + 1;
+        fragment(&mut s, format!("\\n{MARK}{i}\\n"), &r.probe());
     }
     s.line("wait");
-    s.line(format!("printf '{MARK}facts\\n'; cat \"$d/facts\""));
-    for (name, _) in &queries {
-        s.line(format!("printf '\\n{MARK}{name}\\n'; cat \"$d/{name}\""));
-    }
-    s.line(format!(
-        "i=0; while [ $i -lt {count} ]; do printf '\\n{MARK}%s\\n' $i; cat \"$d/$i\"; i=$((i+1)); done"
-    ));
+    s.line("cat \"$d\"/*");
     s.line(format!("printf '\\n{MARK}end\\n'"));
     s
 }
