@@ -49,6 +49,11 @@ impl Stack {
 }
 
 impl Resource for Stack {
+    /// The audit reads which ports the stack publishes (see `engine::audit`).
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
+
     fn id(&self) -> String {
         format!("stack:{}", self.name)
     }

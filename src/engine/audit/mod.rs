@@ -22,6 +22,7 @@ use crate::audit::{Audit, Check, HostAudit};
 use crate::config::{Inventory, VarMap, vars};
 use crate::desired::HostState;
 use crate::resource::json_keys::JsonKeys;
+use crate::resource::stack::Stack;
 use crate::resource::ufw::Ufw;
 
 pub use ports::Declared;
@@ -47,6 +48,9 @@ impl Expect {
     pub fn of(state: &mut HostState, inventory: &Inventory) -> Self {
         let mut e = Expect::default();
         let mut swarm_node = false;
+        // Stack files by path, and the directories of the stacks deployed.
+        let mut stack_files = BTreeMap::new();
+        let mut stack_dirs = Vec::new();
         for play in &mut state.plays {
             for r in &mut play.resources {
                 let id = r.id();
@@ -54,6 +58,8 @@ impl Expect {
                     let text = String::from_utf8_lossy(c.bytes);
                     if id.starts_with("sshd:") {
                         e.sshd_drop_in = Some(text.into_owned());
+                    } else if c.path.ends_with("/stack.yml") {
+                        stack_files.insert(c.path.to_string(), text.into_owned());
                     } else if c.path.starts_with(JAILS) {
                         e.jails
                             .get_or_insert_with(Vec::new)
@@ -68,13 +74,23 @@ impl Expect {
                     && keys.path == DAEMON_JSON
                 {
                     e.daemon_json = Some(keys.keys.clone());
+                } else if let Some(stack) = any.downcast_ref::<Stack>() {
+                    stack_dirs.push(stack.dir.clone());
                 } else if let Some(ufw) = any.downcast_ref::<Ufw>()
                     && ufw.enabled
                 {
                     e.firewall = Some(Declared {
                         rules: ufw.rules.clone(),
                         published: ufw.docker_published.clone().unwrap_or_default(),
+                        stacks: Vec::new(),
                     });
+                }
+            }
+        }
+        if let Some(firewall) = &mut e.firewall {
+            for dir in stack_dirs {
+                if let Some(text) = stack_files.get(&format!("{dir}/stack.yml")) {
+                    firewall.stacks.extend(ports::stack_published(text));
                 }
             }
         }

@@ -10,11 +10,57 @@ use std::net::IpAddr;
 use crate::audit::{Check, Finding};
 use crate::resource::ufw::{Proto, Published, Rule, port_covers};
 
-/// What the firewall role declares for a host.
+/// What the firewall role declares for a host, and what slipway's own stacks
+/// publish there (the firewall keeps those closed unless declared too, but
+/// they are expected).
 #[derive(Debug, Clone, Default)]
 pub struct Declared {
     pub rules: Vec<Rule>,
     pub published: Vec<Published>,
+    /// Ports published by the stacks the host's plays deploy.
+    pub stacks: Vec<(u16, Proto)>,
+}
+
+/// The ports a compose file's services publish: `"3001:3000"`, `"53:53/udp"`
+/// or `{ target, published, protocol }`.
+pub fn stack_published(compose: &str) -> Vec<(u16, Proto)> {
+    use serde_yaml_ng::Value;
+    let Ok(doc) = serde_yaml_ng::from_str::<Value>(compose) else {
+        return Vec::new();
+    };
+    let proto = |p: &str| if p == "udp" { Proto::Udp } else { Proto::Tcp };
+    let mut out = Vec::new();
+    let services = doc.get("services").and_then(Value::as_mapping);
+    for service in services.into_iter().flat_map(|m| m.values()) {
+        let ports = service.get("ports").and_then(Value::as_sequence);
+        for entry in ports.into_iter().flatten() {
+            let found = match entry {
+                Value::String(short) => {
+                    let (spec, p) = short.split_once('/').unwrap_or((short, "tcp"));
+                    let parts: Vec<&str> = spec.split(':').collect();
+                    // HOST:CONTAINER or IP:HOST:CONTAINER; a lone port is not published.
+                    (parts.len() >= 2)
+                        .then(|| parts[parts.len() - 2].parse().ok())
+                        .flatten()
+                        .map(|n| (n, proto(p)))
+                }
+                Value::Mapping(_) => {
+                    let p = entry
+                        .get("protocol")
+                        .and_then(Value::as_str)
+                        .unwrap_or("tcp");
+                    entry
+                        .get("published")
+                        .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+                        .and_then(|n| u16::try_from(n).ok())
+                        .map(|n| (n, proto(p)))
+                }
+                _ => None,
+            };
+            out.extend(found);
+        }
+    }
+    out
 }
 
 /// A port reachable from outside the host, and who holds it.
@@ -39,6 +85,7 @@ impl Port {
         };
         if self.published {
             d.published.iter().any(|p| covers(&p.port, p.proto))
+                || d.stacks.contains(&(self.port, self.proto))
         } else {
             d.rules.iter().any(|r| covers(&r.port, r.proto))
         }
@@ -184,11 +231,25 @@ mod tests {
     use crate::resource::ufw::Source;
 
     const SS: &str = include_str!("fixtures/ss.txt");
+
+    /// The forms the monitoring stack uses, and the ones it does not.
+    #[test]
+    fn a_stacks_published_ports_are_read_from_its_compose_file() {
+        let compose = "services:\n  grafana:\n    ports:\n      - \"3001:3000\"\n\
+                       \x20 dns:\n    ports:\n      - \"127.0.0.1:5353:53/udp\"\n      - \"9000\"\n\
+                       \x20 node:\n    ports:\n      - target: 9100\n        published: 9100\n        mode: host\n\
+                       \x20 quiet: {}\n";
+        assert_eq!(
+            stack_published(compose),
+            vec![(3001, Proto::Tcp), (5353, Proto::Udp), (9100, Proto::Tcp)]
+        );
+        assert!(stack_published("not: [yaml").is_empty());
+    }
     const CONTAINERS: &str = "web\t0.0.0.0:8088->80/tcp, [::]:8088->80/tcp\n\
                               local\t127.0.0.1:5432->5432/tcp\n\
                               quiet\t80/tcp\n";
-    const SERVICES: &str =
-        "monitoring_grafana\t*:3001->3000/tcp\nmedia\t*:5000-5001->5000-5001/udp\n";
+    const SERVICES: &str = "monitoring_grafana\t*:3001->3000/tcp\nmedia\t*:5000-5001->5000-5001/udp\n\
+         monitoring_prometheus\t*:9090->9090/tcp\n";
 
     fn rule(port: &str, proto: Proto) -> Rule {
         Rule {
@@ -211,6 +272,7 @@ mod tests {
                 proto: Proto::Tcp,
                 from: Source::Net("10.0.0.1".into()),
             }],
+            stacks: vec![(9090, Proto::Tcp)],
         }
     }
 
@@ -222,7 +284,7 @@ mod tests {
             labels,
             [
                 "22/tcp", "2377/tcp", "3001/tcp", "5000/udp", "5001/udp", "7946/tcp", "7946/udp",
-                "8088/tcp"
+                "8088/tcp", "9090/tcp"
             ]
         );
         let web = ports.iter().find(|p| p.port == 8088).unwrap();
@@ -244,6 +306,7 @@ mod tests {
         let c = check(&ports, &declared(), &reach);
         assert_eq!(c.status, Status::Differs);
         let subjects: Vec<&str> = c.findings.iter().map(|f| f.subject.as_str()).collect();
+        // 9090 is published by one of slipway's own stacks: expected.
         assert_eq!(subjects, ["5000/udp", "5001/udp", "8088/tcp"]);
         let web = &c.findings[2];
         assert!(web.expected.contains("firewall_docker_published"));
