@@ -219,7 +219,16 @@ impl Lab {
         if opts.no_known_hosts {
             args.push("--no-known-hosts");
         }
-        let out = run_script(&args);
+        let mut out = run_script(&args);
+        if !out.status.success() {
+            // A container that did not boot is the lab's failure, not the
+            // test's (`up` removed it): one more try, and its first words kept.
+            eprintln!(
+                "lab: up failed once, trying again:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out = run_script(&args);
+        }
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         if !out.status.success() {
             panic!(
