@@ -13,10 +13,7 @@ use common::run::{Project, Run, run, slipway};
 
 /// A manager and a worker in the shape of inventories/lab.toml. The
 /// monitoring stack publishes its ports: declared, as docs/roles-monitoring.md
-/// says to. The sysctl role's hardening set is off: the lab hosts are
-/// containers, whose kernel-wide settings (kernel.kptr_restrict,
-/// fs.protected_symlinks) are the machine's and do not take, and the audit
-/// needs converged hosts to start from.
+/// says to.
 fn inventory(lab: &Lab) -> String {
     let mut s = format!(
         "[defaults]\nuser = \"deploy\"\nbecome = \"sudo\"\nidentity_file = \"{key}\"\nknown_hosts = \"{kh}\"\n\n\
