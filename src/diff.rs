@@ -52,6 +52,31 @@ pub fn file_diff(path: &str, old: Option<&[u8]>, new: &[u8]) -> Diff {
     }
 }
 
+/// The content of the file a text diff creates (one made by [`file_diff`] for
+/// a file not there yet), rebuilt from its added lines, so a renderer can
+/// summarise it without the plan carrying the text twice. None for any other diff.
+pub fn created_text(unified: &str) -> Option<String> {
+    let mut lines = unified.split_inclusive('\n');
+    if lines.next()? != "--- /dev/null\n" || !lines.next()?.starts_with("+++ ") {
+        return None;
+    }
+    if !lines.next()?.starts_with("@@ -0,0 ") {
+        return None;
+    }
+    let mut text = String::new();
+    for line in lines {
+        if let Some(added) = line.strip_prefix('+') {
+            text.push_str(added);
+        } else if line.starts_with("\\ ") {
+            // `\ No newline at end of file`: the line before ends the file.
+            text.pop();
+        } else {
+            return None;
+        }
+    }
+    Some(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +101,32 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_created_files_text_is_rebuilt_exactly_from_its_diff() {
+        let long: String = (1..=50).map(|i| format!("line {i}\n")).collect();
+        for text in [
+            "one\n",
+            "no newline at the end",
+            "a\r\nb\r\n",
+            "\n\n",
+            "+plus\n-minus\n\\ backslash\n@@ at\n",
+            long.as_str(),
+        ] {
+            let Diff::Text { unified, .. } = file_diff("/f", None, text.as_bytes()) else {
+                panic!("expected text")
+            };
+            assert_eq!(created_text(&unified).as_deref(), Some(text), "{unified}");
+        }
+        let Diff::Text { unified, .. } = file_diff("/f", Some(b"a\n"), b"a\nb\n") else {
+            panic!("expected text")
+        };
+        assert_eq!(created_text(&unified), None, "a changed file: {unified}");
+        // An empty file's diff is empty: there is nothing to summarise.
+        let Diff::Text { unified, .. } = file_diff("/f", None, b"") else {
+            panic!("expected text")
+        };
+        assert_eq!((unified.as_str(), created_text(&unified)), ("", None));
     }
 }

@@ -160,10 +160,22 @@ pub struct CheckArgs {
     pub inputs: Inputs,
 }
 
+/// How a plan is shown, for every command that prints one.
+#[derive(Debug, Args)]
+pub struct PlanView {
+    /// Show every line of created files; by default one longer than 40 lines
+    /// shows its size, line count, sha256 and first 10 lines
+    #[arg(long)]
+    pub full_diff: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
     pub sel: Selection,
+
+    #[command(flatten)]
+    pub view: PlanView,
 
     /// Playbook file (TOML)
     pub playbook: PathBuf,
@@ -181,6 +193,9 @@ pub struct PlanArgs {
 pub struct ApplyArgs {
     #[command(flatten)]
     pub sel: Selection,
+
+    #[command(flatten)]
+    pub view: PlanView,
 
     /// A playbook (with -i), or a plan file saved by `plan --out`
     #[arg(value_name = "PLAYBOOK|PLAN")]
@@ -276,6 +291,9 @@ pub struct BootstrapArgs {
 
     #[command(flatten)]
     pub vars: VarArgs,
+
+    #[command(flatten)]
+    pub view: PlanView,
 
     /// Apply without asking (required when stdin is not a terminal)
     #[arg(short, long)]

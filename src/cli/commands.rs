@@ -77,6 +77,7 @@ pub(super) fn human(ui: &Ui) -> Human {
     Human {
         palette: ui.palette,
         verbose: ui.verbose > 0,
+        full_diff: ui.full_diff,
     }
 }
 

@@ -38,6 +38,8 @@ pub struct Ui {
     pub palette: Palette,
     pub format: Format,
     pub verbose: u8,
+    /// Every line of created files in a human plan (`--full-diff`).
+    pub full_diff: bool,
     /// Progress bars only on a terminal, for humans.
     pub bars: bool,
 }
@@ -54,6 +56,12 @@ impl Ui {
             palette: Palette { on },
             format: cli.format,
             verbose: cli.verbose,
+            full_diff: match &cli.command {
+                Command::Plan(a) => a.view.full_diff,
+                Command::Apply(a) => a.view.full_diff,
+                Command::Bootstrap(a) => a.view.full_diff,
+                _ => false,
+            },
             bars: std::io::stderr().is_terminal() && cli.format == Format::Human,
         }
     }

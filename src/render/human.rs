@@ -4,13 +4,15 @@ use std::fmt::Write;
 
 use super::{Palette, plural};
 use crate::engine::{HostReport, StepStatus};
-use crate::plan::change::{Action, Diff};
+use crate::plan::change::Action;
 use crate::plan::{HostPlan, Plan};
 
 pub struct Human {
     pub palette: Palette,
     /// Also show remote command counts and host facts.
     pub verbose: bool,
+    /// Every line of created files, however long (`--full-diff`).
+    pub full_diff: bool,
 }
 
 impl Human {
@@ -137,51 +139,6 @@ impl Human {
             writeln!(out, "  {}", p.dim("no changes")).ok();
         }
         writeln!(out).ok();
-    }
-
-    fn diff(&self, out: &mut String, diff: &Diff) {
-        let p = &self.palette;
-        match diff {
-            Diff::Text { unified, .. } => {
-                for line in unified.lines() {
-                    let painted = if line.starts_with("+++") || line.starts_with("---") {
-                        p.bold(line)
-                    } else if line.starts_with('+') {
-                        p.green(line)
-                    } else if line.starts_with('-') {
-                        p.red(line)
-                    } else if line.starts_with("@@") {
-                        p.cyan(line)
-                    } else {
-                        line.to_string()
-                    };
-                    writeln!(out, "      {painted}").ok();
-                }
-            }
-            Diff::Binary { path, old, new } => {
-                let old = old.as_ref().map_or("absent".to_string(), |b| {
-                    format!("{} bytes, sha256 {}", b.size, &b.sha256[..16])
-                });
-                writeln!(
-                    out,
-                    "      {}",
-                    p.dim(&format!(
-                        "{path}: binary or large; {old} -> {} bytes, sha256 {}",
-                        new.size,
-                        &new.sha256[..16]
-                    ))
-                )
-                .ok();
-            }
-            Diff::Sensitive { path } => {
-                writeln!(
-                    out,
-                    "      {}",
-                    p.dim(&format!("{path}: (sensitive) content not shown"))
-                )
-                .ok();
-            }
-        }
     }
 
     pub fn report(&self, reports: &[HostReport]) -> String {
@@ -336,6 +293,7 @@ mod tests {
         let on = Human {
             palette: Palette { on: true },
             verbose: false,
+            full_diff: false,
         }
         .plan(&plan());
         assert!(on.contains("\u{1b}[32m+new\u{1b}[0m"), "{on}");
@@ -343,6 +301,7 @@ mod tests {
         let off = Human {
             palette: Palette { on: false },
             verbose: false,
+            full_diff: false,
         }
         .plan(&plan());
         assert!(!off.contains('\u{1b}'), "{off}");
@@ -354,6 +313,7 @@ mod tests {
         let out = Human {
             palette: Palette { on: false },
             verbose: true,
+            full_diff: false,
         }
         .plan(&plan());
         assert!(out.contains("Plan: 1 to change on 1 of 2 hosts."), "{out}");

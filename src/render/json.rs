@@ -28,3 +28,40 @@ pub fn report(reports: &[HostReport]) -> Value {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::HostPlan;
+    use crate::plan::change::{Action, Change, Diff};
+
+    /// The human plan summarises long created files; JSON is for machines and
+    /// keeps every line.
+    #[test]
+    fn a_long_created_file_keeps_every_line() {
+        let text: String = (1..=500).map(|i| format!("line {i}\n")).collect();
+        let mut change = Change::new("file:/etc/big".into(), Action::Create, "create /etc/big");
+        let diff = crate::diff::file_diff("/etc/big", None, text.as_bytes());
+        change.diff = Some(diff.clone());
+        let plan = Plan {
+            hosts: vec![HostPlan {
+                host: "web1".into(),
+                changes: vec![crate::plan::Step {
+                    play: 0,
+                    index: 0,
+                    change,
+                    digest: String::new(),
+                }],
+                ..HostPlan::default()
+            }],
+        };
+        let value = super::plan(&plan);
+        let shown: Diff = serde_json::from_value(value["hosts"][0]["changes"][0]["diff"].clone())
+            .expect("a diff");
+        assert_eq!(shown, diff);
+        let Diff::Text { unified, .. } = shown else {
+            panic!("expected text")
+        };
+        assert_eq!(crate::diff::created_text(&unified).as_deref(), Some(&*text));
+    }
+}

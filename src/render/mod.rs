@@ -2,6 +2,7 @@
 //! given; the human and JSON forms carry the same facts.
 
 pub mod audit;
+pub mod diff;
 pub mod human;
 pub mod json;
 
