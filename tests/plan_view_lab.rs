@@ -79,7 +79,7 @@ fn indented(lines: &[String]) -> Vec<String> {
 
 #[test]
 fn long_created_files_are_summarised_unless_full_diff_and_json_keeps_every_line() {
-    assert!(LONG > CREATED_LINES_MAX);
+    const { assert!(LONG > CREATED_LINES_MAX) };
     let lab = Lab::start("plan-view", 1);
     let p = project();
     lab.exec_ok(
@@ -199,12 +199,36 @@ fn long_created_files_are_summarised_unless_full_diff_and_json_keeps_every_line(
     go(&lab, &p, "plan", &["--detailed-exitcode"]).expect(0);
 }
 
-/// Every command that prints a plan takes --full-diff.
+/// Every command that prints a plan takes --full-diff, and its help and
+/// docs/cli.md state the bounds the renderer uses.
 #[test]
 fn every_command_that_prints_a_plan_takes_full_diff() {
+    let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
     let home = tempfile::tempdir().unwrap();
     for command in ["plan", "apply", "bootstrap"] {
-        let help = run(slipway(home.path()).args([command, "--help"])).expect(0);
-        assert!(help.stdout.contains("--full-diff"), "{}", help.stdout);
+        let help = words(
+            &run(slipway(home.path()).args([command, "--help"]))
+                .expect(0)
+                .stdout,
+        );
+        for said in [
+            "--full-diff".to_string(),
+            format!("longer than {CREATED_LINES_MAX} lines"),
+            format!("first {HEAD_LINES} lines"),
+        ] {
+            assert!(
+                help.contains(&said),
+                "{command} --help lacks {said:?}: {help}"
+            );
+        }
+    }
+    let docs = words(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cli.md")).unwrap(),
+    );
+    for said in [
+        format!("A new file of up to {CREATED_LINES_MAX} lines is shown whole"),
+        format!("then its first {HEAD_LINES} lines"),
+    ] {
+        assert!(docs.contains(&said), "docs/cli.md lacks {said:?}");
     }
 }
