@@ -19,36 +19,10 @@ impl Human {
         let p = &self.palette;
         match diff {
             Diff::Text { path, unified } => {
-                if !self.full_diff
-                    && let Some(text) = crate::diff::created_text(unified)
-                {
-                    let lines = text.lines().count();
-                    if lines > CREATED_LINES_MAX {
-                        let blob = crate::diff::blob(text.as_bytes());
-                        let head = format!(
-                            "{path} (new file): {lines} lines, {} bytes, sha256 {}",
-                            blob.size, blob.sha256
-                        );
-                        writeln!(out, "      {}", p.bold(&head)).ok();
-                        // The added lines follow the `@@` line of the one hunk.
-                        for line in unified
-                            .lines()
-                            .skip_while(|l| !l.starts_with("@@"))
-                            .skip(1)
-                            .take(HEAD_LINES)
-                        {
-                            writeln!(out, "      {}", paint(p, line)).ok();
-                        }
-                        let rest = format!(
-                            "... {} more lines hidden; --full-diff shows all",
-                            lines - HEAD_LINES
-                        );
-                        writeln!(out, "      {}", p.dim(&rest)).ok();
-                        return;
+                if self.full_diff || !self.summary(out, path, unified) {
+                    for line in unified.lines() {
+                        writeln!(out, "      {}", paint(p, line)).ok();
                     }
-                }
-                for line in unified.lines() {
-                    writeln!(out, "      {}", paint(p, line)).ok();
                 }
             }
             Diff::Binary { path, old, new } => {
@@ -75,6 +49,40 @@ impl Human {
                 .ok();
             }
         }
+    }
+
+    /// For a created file over the bound: its path, size, line count and
+    /// sha256, then its first lines. False, and nothing written, for any other diff.
+    fn summary(&self, out: &mut String, path: &str, unified: &str) -> bool {
+        let Some(text) = crate::diff::created_text(unified) else {
+            return false;
+        };
+        let lines = text.lines().count();
+        if lines <= CREATED_LINES_MAX {
+            return false;
+        }
+        let p = &self.palette;
+        let blob = crate::diff::blob(text.as_bytes());
+        let head = format!(
+            "{path} (new file): {lines} lines, {} bytes, sha256 {}",
+            blob.size, blob.sha256
+        );
+        writeln!(out, "      {}", p.bold(&head)).ok();
+        // The added lines follow the `@@` line of the one hunk.
+        for line in unified
+            .lines()
+            .skip_while(|l| !l.starts_with("@@"))
+            .skip(1)
+            .take(HEAD_LINES)
+        {
+            writeln!(out, "      {}", paint(p, line)).ok();
+        }
+        let rest = format!(
+            "... {} more lines hidden; --full-diff shows all",
+            lines - HEAD_LINES
+        );
+        writeln!(out, "      {}", p.dim(&rest)).ok();
+        true
     }
 }
 
