@@ -25,43 +25,62 @@ pub type RawVars = BTreeMap<String, Spanned<toml::Value>>;
 pub fn resolve(raw: &RawVars, src: &SourceFile, redactor: &Redactor) -> InputResult<VarMap> {
     let mut out = VarMap::new();
     for (name, value) in raw {
-        let resolved = match secret_spec(value.get_ref()) {
-            Some(spec) => {
-                let secret = match read_secret(spec, src) {
-                    Ok(secret) => secret,
-                    Err(Unreadable::Source(msg)) if redactor.is_offline() => {
-                        crate::diag::warn_once(format!(
-                            "secret `{name}`: {msg}; a placeholder stands in for it"
-                        ));
-                        format!("(secret {name})")
-                    }
-                    Err(Unreadable::Source(msg) | Unreadable::Spec(msg)) => {
-                        return Err(src.error(value.span(), format!("secret `{name}`: {msg}")));
-                    }
-                };
-                redactor.add(&secret);
-                Value::String(secret)
-            }
-            None => to_json(value.get_ref()),
-        };
+        let resolved = resolve_value(name, value.get_ref(), value.span(), src, redactor)?;
         out.insert(name.clone(), resolved);
     }
     Ok(out)
 }
 
-/// A table with a `secret` key, or holding one deeper down, is a secret's
-/// declaration, or a mistake [`read_secret`] reports: never a plain table,
-/// which templates and plans would show in clear.
-fn secret_spec(value: &toml::Value) -> Option<&toml::Table> {
-    // A list holding a secret's declaration: a table without `secret`, which
-    // `read_secret` reports as a secret declared inside the value.
-    static NESTED: std::sync::LazyLock<toml::Table> = std::sync::LazyLock::new(toml::Table::new);
-    if !declares_secret(value) {
-        return None;
-    }
-    Some(value.as_table().unwrap_or(&NESTED))
+/// A value with every secret declared in it read and registered: the value
+/// itself (`name = { secret = true, ... }`), or a key or item inside it
+/// (`docker_registries = [{ password = { secret = true, ... } }]`). Errors
+/// point at the variable's value and quote none of it.
+fn resolve_value(
+    name: &str,
+    value: &toml::Value,
+    span: Range<usize>,
+    src: &SourceFile,
+    redactor: &Redactor,
+) -> InputResult<Value> {
+    Ok(match value {
+        toml::Value::Table(t) if t.contains_key("secret") => {
+            let secret = match read_secret(t, src) {
+                Ok(secret) => secret,
+                Err(Unreadable::Source(msg)) if redactor.is_offline() => {
+                    crate::diag::warn_once(format!(
+                        "secret `{name}`: {msg}; a placeholder stands in for it"
+                    ));
+                    format!("(secret {name})")
+                }
+                Err(Unreadable::Source(msg) | Unreadable::Spec(msg)) => {
+                    return Err(src.error(span, format!("secret `{name}`: {msg}")));
+                }
+            };
+            redactor.add(&secret);
+            Value::String(secret)
+        }
+        toml::Value::Table(t) if declares_secret(value) => Value::Object(
+            t.iter()
+                .map(|(k, v)| {
+                    Ok((
+                        k.clone(),
+                        resolve_value(name, v, span.clone(), src, redactor)?,
+                    ))
+                })
+                .collect::<InputResult<_>>()?,
+        ),
+        toml::Value::Array(a) if declares_secret(value) => Value::Array(
+            a.iter()
+                .map(|v| resolve_value(name, v, span.clone(), src, redactor))
+                .collect::<InputResult<_>>()?,
+        ),
+        other => to_json(other),
+    })
 }
 
+/// Whether a table with a `secret` key is in `value`, or is `value`: such a
+/// table is a secret's declaration, or a mistake [`read_secret`] reports,
+/// never a plain table, which templates and plans would show in clear.
 fn declares_secret(value: &toml::Value) -> bool {
     match value {
         toml::Value::Table(t) => t.contains_key("secret") || t.values().any(declares_secret),
@@ -80,13 +99,6 @@ enum Unreadable {
 fn read_secret(spec: &toml::Table, src: &SourceFile) -> Result<String, Unreadable> {
     match spec.get("secret") {
         Some(toml::Value::Boolean(true)) => {}
-        None => {
-            return Err(Unreadable::Spec(
-                "a secret is declared inside this value: a secret must be a variable of its \
-                 own, name = { secret = true, env = \"NAME\" }"
-                    .into(),
-            ));
-        }
         Some(toml::Value::Boolean(false)) => {
             return Err(Unreadable::Spec(
                 "`secret = false`: a table with a `secret` key declares a secret; write \
@@ -94,6 +106,8 @@ fn read_secret(spec: &toml::Table, src: &SourceFile) -> Result<String, Unreadabl
                     .into(),
             ));
         }
+        // Only called for a table with a `secret` key.
+        None => {}
         Some(other) => {
             return Err(Unreadable::Spec(format!(
                 "`secret` must be true (a boolean), not {} {other}",
@@ -214,13 +228,25 @@ pub enum Origin {
 /// Where each variable was set, by name; layered like the values (see [`layer`]).
 pub type Origins = BTreeMap<String, Origin>;
 
+/// [`declares_secret`] for a value as parsed with its spans.
+fn holds_secret(value: &DeValue<'_>) -> bool {
+    match value {
+        DeValue::Table(t) => {
+            t.keys().any(|k| k.get_ref() == "secret")
+                || t.values().any(|v| holds_secret(v.get_ref()))
+        }
+        DeValue::Array(a) => a.iter().any(|v| holds_secret(v.get_ref())),
+        _ => false,
+    }
+}
+
 /// The origins of the entries of a vars table (`node` is the table).
 pub fn origins(src: &SourceFile, node: &Node<'_>) -> Origins {
     table_entries(node)
         .into_iter()
         .map(|(key, value)| {
             // Whatever its `secret` says: a mistaken declaration is no less private.
-            let secret = value.get_ref().get("secret").is_some();
+            let secret = holds_secret(value.get_ref());
             let origin = Origin::File {
                 src: src.clone(),
                 key: key.span(),
@@ -398,9 +424,8 @@ mod secret_and_extra_tests {
             "a = { secret = 1, value = \"s-3\" }\n",
             "a = { secret = false, value = \"s-4\" }\n",
             "a = { secret = false }\n",
-            "a = { inner = { secret = true, value = \"s-5\" } }\n",
-            "a = { list = [{ secret = true, value = \"s-6\" }] }\n",
-            "a = [{ secret = true, value = \"s-7\" }]\n",
+            "a = { inner = { secret = 1, value = \"s-5\" } }\n",
+            "a = [{ secret = true, value = \"s-6\", env = \"X\" }]\n",
         ] {
             let e = load(bad).expect_err(bad);
             assert!(
@@ -410,6 +435,17 @@ mod secret_and_extra_tests {
             );
             assert!(!e.message().contains("s-"), "{}", e.message());
         }
+        // Declared inside a list or a table: resolved in place, and registered.
+        let src = SourceFile::from_text(Path::new("v.toml"), String::new());
+        let raw: RawVars = toml::from_str(
+            "a = [{ user = \"u\", password = { secret = true, value = \"s-7\" } }]\n",
+        )
+        .unwrap();
+        let redactor = Redactor::default();
+        let nested = resolve(&raw, &src, &redactor).unwrap();
+        assert_eq!(nested["a"][0]["password"], Value::String("s-7".into()));
+        assert_eq!(nested["a"][0]["user"], Value::String("u".into()));
+        assert_eq!(redactor.secrets(), ["s-7"]);
         // A plain table stays a table.
         let plain = load("a = { secretary = \"jo\" }\n").unwrap();
         assert_eq!(plain["a"]["secretary"], Value::String("jo".into()));

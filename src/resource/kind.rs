@@ -135,11 +135,31 @@ pub const SWARM: Kind = Kind {
     build: None,
 };
 
+pub const REGISTRY_LOGIN: Kind = Kind {
+    name: "registry_login",
+    doc: "root logged in to a container registry with `docker login`, the password on stdin.",
+    manages: "nothing (Docker keeps the credential)",
+    probe: "the SHA-256 of the registry's credential in root's Docker config",
+    build: None,
+};
+
 /// Every kind: first those a playbook can write, in the order docs/playbook.md
 /// documents them, then those only roles make.
 pub static KINDS: &[&Kind] = &[
-    &FILE, &DIRECTORY, &PACKAGE, &SERVICE, &USER, &GROUP, &COMMAND, &SYSCTL, &SSHD, &JSON, &STACK,
-    &UFW, &SWARM,
+    &FILE,
+    &DIRECTORY,
+    &PACKAGE,
+    &SERVICE,
+    &USER,
+    &GROUP,
+    &COMMAND,
+    &SYSCTL,
+    &SSHD,
+    &JSON,
+    &STACK,
+    &UFW,
+    &SWARM,
+    &REGISTRY_LOGIN,
 ];
 
 /// The kind a playbook names, if it can write it.

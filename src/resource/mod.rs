@@ -9,6 +9,7 @@ pub mod file;
 pub mod group;
 pub mod json_keys;
 pub mod package;
+pub mod registry_login;
 pub mod service;
 pub mod sshd;
 pub mod stack;

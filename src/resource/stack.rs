@@ -7,6 +7,10 @@
 //! revisions live in the deploy's environment, never in the stack file, so a
 //! secret's digest is not shown in the stack file's diff.
 //!
+//! Deploys pass `--with-registry-auth`: the manager's registry credentials
+//! (see `registry_login`) go with the services, so workers pull private
+//! images without logging in themselves.
+//!
 //! Deployed means: the marker written after the last successful deploy holds
 //! the digest of the stack file and every revision, and every service exists.
 
@@ -109,7 +113,7 @@ fi
             s.line(format!("export {var}={}", q(rev)));
         }
         s.line(format!(
-            "docker stack deploy --prune --resolve-image {} -c stack.yml {}",
+            "docker stack deploy --prune --with-registry-auth --resolve-image {} -c stack.yml {}",
             q(&self.resolve_image),
             q(&self.name)
         ));
@@ -186,7 +190,7 @@ mod tests {
                 .contains("export PROMETHEUS_YML_REV='0123456789ab'")
         );
         assert!(script.sh.contains(
-            "docker stack deploy --prune --resolve-image 'always' -c stack.yml 'monitoring'"
+            "docker stack deploy --prune --with-registry-auth --resolve-image 'always' -c stack.yml 'monitoring'"
         ));
         assert!(script.sh.contains(&"d".repeat(64)));
     }

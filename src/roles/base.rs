@@ -1,5 +1,7 @@
 //! `base`: a fresh apt cache, essential packages, unattended security
-//! upgrades and time sync.
+//! upgrades, time sync and extra CA certificates.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +26,8 @@ pub struct Vars {
     pub unattended_upgrades_reboot_time: String,
     /// Keep the clock in sync with systemd-timesyncd.
     pub time_sync: bool,
+    /// More CA certificates to trust, by name: PEM text each.
+    pub ca_certificates: BTreeMap<String, String>,
 }
 
 impl Default for Vars {
@@ -43,6 +47,7 @@ impl Default for Vars {
             unattended_upgrades_reboot: false,
             unattended_upgrades_reboot_time: "03:30".into(),
             time_sync: true,
+            ca_certificates: BTreeMap::new(),
         }
     }
 }
@@ -53,10 +58,9 @@ const APT_VALIDATE: &str = "apt-config -c {} dump >/dev/null";
 impl TypedRole for Base {
     type Vars = Vars;
     const NAME: &'static str = "base";
-    const ABOUT: &'static str =
-        "apt cache freshness, essential packages, unattended security upgrades, time sync";
+    const ABOUT: &'static str = "apt cache freshness, essential packages, unattended security upgrades, time sync, extra CA certificates";
 
-    fn build(&self, v: Vars, _ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
+    fn build(&self, v: Vars, ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
         let mut packages = v.base_packages.clone();
         if v.time_sync {
             packages.push("systemd-timesyncd".into());
@@ -99,6 +103,7 @@ impl TypedRole for Base {
                 ..Service::running("systemd-timesyncd")
             }));
         }
+        out.extend(super::trust::system_ca(ctx, &v.ca_certificates)?);
         Ok(out)
     }
 }

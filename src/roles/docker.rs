@@ -1,6 +1,7 @@
 //! `docker`: Docker Engine from Docker's official apt repository (keyring in
 //! /etc/apt/keyrings, a deb822 source) or the distribution's `docker.io`;
-//! daemon.json managed key by key; verified with `docker info`.
+//! daemon.json managed key by key; verified with `docker info`. Private
+//! registries: see `registries`.
 
 use std::sync::Arc;
 
@@ -45,6 +46,10 @@ pub struct Vars {
     /// Added to the docker group, with `docker_users`.
     pub deploy_user: String,
     pub docker_users: Vec<String>,
+    /// Private registries: { address, ca, username, password (a secret) }.
+    pub docker_registries: Vec<super::registries::RegistryVar>,
+    /// Hosts of this group log in to the registries (they deploy the stacks).
+    pub swarm_managers_group: String,
 }
 
 impl Default for Vars {
@@ -56,6 +61,8 @@ impl Default for Vars {
             docker_daemon_options: Map::new(),
             deploy_user: "deploy".into(),
             docker_users: Vec::new(),
+            docker_registries: Vec::new(),
+            swarm_managers_group: "managers".into(),
         }
     }
 }
@@ -160,6 +167,13 @@ impl TypedRole for Docker {
             verify: Some("docker info >/dev/null".into()),
             ..Service::running("docker")
         }));
+        // After the service: `docker login` needs the daemon.
+        let manager = ctx.host.groups.contains(&v.swarm_managers_group);
+        out.extend(super::registries::resources(
+            ctx,
+            &v.docker_registries,
+            manager,
+        )?);
         let users = std::iter::once(&v.deploy_user)
             .chain(&v.docker_users)
             .filter(|u| !u.is_empty());

@@ -12,9 +12,11 @@ mod firewall;
 mod logrotate;
 mod monitoring;
 mod os_hardening;
+mod registries;
 mod ssh_hardening;
 mod swarm;
 mod sysctl;
+mod trust;
 
 use std::collections::BTreeMap;
 
