@@ -148,3 +148,153 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod role_tests {
+    use serde_json::json;
+
+    use crate::facts::HostFacts;
+    use crate::resource::Observed;
+    use crate::roles::tests::{inventory, resources};
+    use crate::roles::trust::tests::TEST_CA;
+    use crate::roles::{Role, lookup};
+
+    fn ids(role: &dyn Role, vars: serde_json::Value) -> Vec<String> {
+        resources(role, &inventory(""), vars)
+            .unwrap()
+            .iter()
+            .map(|r| r.id())
+            .collect()
+    }
+
+    fn registry() -> serde_json::Value {
+        json!({"address": "registry.example:5443", "ca": TEST_CA, "username": "ci", "password": "pw-Role-Secret-2"})
+    }
+
+    #[test]
+    fn managers_log_in_and_every_host_trusts_the_ca() {
+        let docker = lookup("docker").unwrap();
+        let on_manager = ids(docker, json!({"docker_registries": [registry()]}));
+        let ca = "file:/etc/docker/certs.d/registry.example:5443/ca.crt".to_string();
+        let login = "registry_login:registry.example:5443".to_string();
+        assert!(
+            on_manager.contains(&ca) && on_manager.contains(&login),
+            "{on_manager:?}"
+        );
+        // After Docker runs: login needs the daemon.
+        let service = on_manager
+            .iter()
+            .position(|i| i == "service:docker")
+            .unwrap();
+        assert!(on_manager.iter().position(|i| *i == login).unwrap() > service);
+        let elsewhere = ids(
+            docker,
+            json!({"docker_registries": [registry()], "swarm_managers_group": "other"}),
+        );
+        assert!(
+            elsewhere.contains(&ca) && !elsewhere.contains(&login),
+            "{elsewhere:?}"
+        );
+    }
+
+    /// A first plan from a fresh host's facts: the login says who, never the password.
+    #[test]
+    fn the_plan_names_registry_and_user_and_hides_the_password() {
+        let rs = resources(
+            lookup("docker").unwrap(),
+            &inventory(""),
+            json!({"docker_registries": [registry()]}),
+        )
+        .unwrap();
+        let login = rs
+            .iter()
+            .find(|r| r.id().starts_with("registry_login:"))
+            .unwrap();
+        let facts = HostFacts::default();
+        let change = login.plan(&Observed::new("", &facts)).change.unwrap();
+        let shown = format!("{change:?} {login:?}");
+        assert!(
+            shown.contains("docker login registry.example:5443 as ci"),
+            "{shown}"
+        );
+        assert!(!shown.contains("pw-Role-Secret-2"), "{shown}");
+    }
+
+    #[test]
+    fn bad_registries_are_refused_at_the_variable() {
+        let docker = lookup("docker").unwrap();
+        for (entry, why) in [
+            (
+                json!({"address": "https://r.example"}),
+                "docker_registries[0].address",
+            ),
+            (
+                json!({"address": "r.example", "password": "pw-Role-Secret-3"}),
+                "a password without a username",
+            ),
+            (
+                json!({"address": "r.example", "username": "ci"}),
+                "a username without a password",
+            ),
+            (
+                json!({"address": "r.example", "ca": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"}),
+                "docker_registries[0].ca",
+            ),
+        ] {
+            let e = resources(
+                docker,
+                &inventory(""),
+                json!({"docker_registries": [entry]}),
+            )
+            .unwrap_err();
+            assert!(e.message().contains(why), "{}", e.message());
+            assert!(!e.message().contains("pw-Role-Secret-3"), "{}", e.message());
+        }
+        let twice =
+            json!({"docker_registries": [{"address": "r.example"}, {"address": "r.example"}]});
+        let e = resources(docker, &inventory(""), twice).unwrap_err();
+        assert!(e.message().contains("listed twice"), "{}", e.message());
+    }
+
+    #[test]
+    fn ca_certificates_install_each_and_update_the_bundle_when_needed() {
+        let base = lookup("base").unwrap();
+        let rs = resources(
+            base,
+            &inventory(""),
+            json!({"ca_certificates": {"lab": TEST_CA}}),
+        )
+        .unwrap();
+        let ids: Vec<String> = rs.iter().map(|r| r.id()).collect();
+        assert!(
+            ids.contains(&"file:/usr/local/share/ca-certificates/slipway-lab.crt".to_string()),
+            "{ids:?}"
+        );
+        let update = rs.last().unwrap();
+        assert_eq!(update.id(), "command:update the system's CA certificates");
+        let probe = update.probe();
+        assert!(probe.contains("grep -qxF '1LCU53YdVvUkZZhRsPGZRbvpOPFNXYquelACIQDPjnzLx0wj+VQtIIwqqLNNwFd2' /etc/ssl/certs/ca-certificates.crt"), "{probe}");
+        assert!(
+            probe.contains("'/usr/local/share/ca-certificates/slipway-lab.crt') ;;"),
+            "{probe}"
+        );
+        let e = resources(
+            base,
+            &inventory(""),
+            json!({"ca_certificates": {"lab": "nope"}}),
+        )
+        .unwrap_err();
+        assert!(
+            e.message().contains("ca_certificates.lab"),
+            "{}",
+            e.message()
+        );
+        let e = resources(
+            base,
+            &inventory(""),
+            json!({"ca_certificates": {"../x": TEST_CA}}),
+        )
+        .unwrap_err();
+        assert!(e.message().contains("names a file"), "{}", e.message());
+    }
+}
