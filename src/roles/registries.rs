@@ -37,6 +37,14 @@ impl std::fmt::Debug for RegistryVar {
 
 /// Why `address` is not a registry address `host[:port]`, if it is not.
 fn check_address(address: &str) -> Result<(), String> {
+    let not = || {
+        format!(
+            "`{address}` is not a registry address: write host or host:port, without a scheme or path (e.g. \"ghcr.io\", \"registry.example.org:5443\")"
+        )
+    };
+    if address.contains('/') {
+        return Err(not());
+    }
     let (host, port) = match address.rsplit_once(':') {
         Some((host, port)) => (host, Some(port)),
         None => (address, None),
@@ -48,9 +56,7 @@ fn check_address(address: &str) -> Result<(), String> {
                 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         });
     if !host_ok {
-        return Err(format!(
-            "`{address}` is not a registry address: write host or host:port, without a scheme or path (e.g. \"ghcr.io\", \"registry.example.org:5443\")"
-        ));
+        return Err(not());
     }
     if let Some(port) = port
         && !port.parse::<u16>().is_ok_and(|p| p > 0)

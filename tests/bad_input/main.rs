@@ -9,6 +9,7 @@
 //! a file and an inline value: none may appear in any output, in JSON, in
 //! `-vv` logs, or in a file `render` writes.
 
+mod registries;
 mod values_and_secrets;
 
 use std::fs;

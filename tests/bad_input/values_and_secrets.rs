@@ -871,15 +871,25 @@ fn secret_flag_false_with_a_file() {
 
 #[test]
 fn secret_nested_in_a_table() {
+    // Declared inside a variable's value, a secret is one like any other...
+    let p = Project::new();
+    inventory_vars(
+        &p,
+        "mail = { host = \"smtp.example.org\", password = { secret = true, value = \"inline-Secret-Value-3\" } }",
+    );
+    let r = p.run(&["check", "-i", INV, PB]);
+    assert_eq!(r.code, Some(0), "{}", r.dump());
+    r.shows_no_secret();
+    // ...and a mistaken declaration there is refused at the variable's name.
     let p = Project::new();
     let inv = inventory_vars(
         &p,
-        "mail = { host = \"smtp.example.org\", password = { secret = true, value = \"inline-Secret-Value-3\" } }",
+        "mail = { host = \"smtp.example.org\", password = { secret = \"yes\", value = \"inline-Secret-Value-3\" } }",
     );
     let key = loc(&inv, "mail = ");
     p.refused(&[])
         .fails_at(INV, &[key, key.plus("mail = ".len())])
-        .mentions(&["mail", "variable of its own"]);
+        .mentions(&["mail", "`secret` must be true"]);
 }
 
 // ------------------------------------------------- no panic, no flood
