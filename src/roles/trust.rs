@@ -145,7 +145,13 @@ pub fn system_ca(
     check.push_str(&in_bundle.join(" && "));
     out.push(Box::new(Command {
         name: "update the system's CA certificates".into(),
-        run: format!("{unwanted}rm -f \"$f\" ;; esac; done\nupdate-ca-certificates"),
+        // update-ca-certificates leaves the links to removed files behind
+        // (slipway-NAME.pem, and the hash link to that).
+        run: format!(
+            "{unwanted}rm -f \"$f\" ;; esac; done\n\
+             update-ca-certificates\n\
+             find /etc/ssl/certs -maxdepth 1 -xtype l -lname '*slipway-*' -delete"
+        ),
         creates: None,
         unless: Some(check),
         notify: Vec::new(),
