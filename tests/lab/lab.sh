@@ -606,6 +606,8 @@ cmd_up() {
 
   local labels
   mapfile -t labels < <(run_label_args)
+  # The lab registry (tests/lab/images.sh) publishes its port on this machine, which every
+  # lab network reaches at its gateway.
   : >"$state/known_hosts.full"
   : >"$state/hosts"
   for ((i = 1; i <= count; i++)); do
@@ -618,6 +620,7 @@ cmd_up() {
       --device-cgroup-rule='a *:* rwm' --cgroupns=host \
       -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /run/lock \
       --network "slipway-$name" --ip "$ip" \
+      --add-host "slipway-registry.test:172.28.$k.1" \
       "$IMAGE" /sbin/init >/dev/null
     local payload
     payload="$(mktemp -d)"
