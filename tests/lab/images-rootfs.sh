@@ -317,6 +317,9 @@ new_root registry
 add_bin /usr/bin/docker-registry /bin/registry
 add_bin /usr/bin/htpasswd
 add_bin /usr/bin/openssl
+mkdir -p "$R/usr/lib/ssl"
+cp /etc/ssl/openssl.cnf "$R/etc/ssl/"
+ln -s /etc/ssl/openssl.cnf "$R/usr/lib/ssl/openssl.cnf"
 mkdir -p "$R/etc/docker/registry" "$R/var/lib/registry"
 cat >"$R/etc/docker/registry/config.yml" <<'EOF'
 version: 0.1

@@ -9,7 +9,7 @@
 set -euo pipefail
 
 # Bump when the image recipe changes (images-rootfs.sh, image_config): it invalidates the cache.
-readonly RECIPE=3
+readonly RECIPE=4
 readonly HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 readonly CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/slipway-lab"
 readonly IMAGES_DIR="$CACHE_DIR/images"
@@ -211,22 +211,22 @@ ensure_credentials() { # REGISTRY_IMAGE
       cd /certs
       openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
         -subj "/CN=slipway lab CA" -addext basicConstraints=critical,CA:TRUE \
-        -addext keyUsage=critical,keyCertSign,cRLSign -keyout ca.key -out ca.crt 2>/dev/null
+        -addext keyUsage=critical,keyCertSign,cRLSign -keyout ca.key -out ca.crt
       openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-        -subj "/CN='"$REGISTRY_NAME"'" -keyout server.key -out server.csr 2>/dev/null
+        -subj "/CN='"$REGISTRY_NAME"'" -keyout server.key -out server.csr
       printf "subjectAltName=DNS:%s,DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n" \
         '"$REGISTRY_NAME"' >server.ext
       openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
-        -extfile server.ext -out server.crt.tmp 2>/dev/null
+        -extfile server.ext -out server.crt.tmp
       rm -f server.csr server.ext ca.srl
       chmod 600 ca.key server.key
-      mv server.crt.tmp server.crt'
+      mv server.crt.tmp server.crt' || die "making the lab CA and certificate failed"
   fi
   if [ ! -s "$REG_DIR/htpasswd" ]; then
     log "making the registry user's password"
     (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$REG_DIR/password")
     docker run --rm -i --entrypoint /usr/bin/htpasswd "$1" -iBn "$REGISTRY_USER" \
-      <"$REG_DIR/password" >"$REG_DIR/htpasswd.tmp"
+      <"$REG_DIR/password" >"$REG_DIR/htpasswd.tmp" || die "htpasswd failed"
     mv "$REG_DIR/htpasswd.tmp" "$REG_DIR/htpasswd"
   fi
   cat >"$REG_DIR/config.yml" <<EOF
