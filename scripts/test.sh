@@ -18,6 +18,8 @@ command -v cargo >/dev/null 2>&1 || { echo "test.sh: cargo not found (install Ru
 
 bash tests/lab/lab.sh deps
 bash tests/lab/lab.sh image all
+# Workload images from Ubuntu 24.04 packages, pushed to the lab registry (cached).
+bash tests/lab/images.sh registry >/dev/null
 
 # The real validators the tests run: promtool, amtool and docker-compose on rendered files,
 # vagrant on the Vagrantfiles (and to bring the docker variant up), groff on the man page.

@@ -4,4 +4,5 @@
 
 pub mod lab;
 pub mod local;
+pub mod registry;
 pub mod run;
