@@ -185,6 +185,7 @@ cmd_build() {
   } >"$manifest.tmp"
   mv "$manifest.tmp" "$manifest"
   # Older builds' tarballs are no longer wanted.
+  local d
   for d in "$IMAGES_DIR"/*/; do
     [ "$(basename "$d")" = "$key" ] || [ "${d#"$IMAGES_DIR"/build.}" != "$d" ] || rm -rf "$d"
   done
@@ -206,7 +207,8 @@ ensure_credentials() { # REGISTRY_IMAGE
   if [ ! -s "$REG_DIR/certs/server.crt" ]; then
     log "making the lab CA and the registry's certificate"
     mkdir -p "$REG_DIR/certs"
-    docker run --rm --user 0 --entrypoint /bin/sh -v "$REG_DIR/certs:/certs" "$1" -c '
+    local out
+    out="$(docker run --rm --user 0 --entrypoint /bin/sh -v "$REG_DIR/certs:/certs" "$1" -c '
       set -e
       cd /certs
       openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
@@ -220,7 +222,7 @@ ensure_credentials() { # REGISTRY_IMAGE
         -extfile server.ext -out server.crt.tmp
       rm -f server.csr server.ext ca.srl
       chmod 600 ca.key server.key
-      mv server.crt.tmp server.crt' || die "making the lab CA and certificate failed"
+      mv server.crt.tmp server.crt' 2>&1)" || die "making the lab CA and certificate failed: $out"
   fi
   if [ ! -s "$REG_DIR/htpasswd" ]; then
     log "making the registry user's password"
