@@ -84,7 +84,7 @@ impl Resource for RegistryLogin {
         // docker login says why (the registry's answer); the line after it
         // says which registry, whatever docker's message is.
         s.line(format!(
-            "if ! {password} | docker login {addr} --username {user} --password-stdin >/dev/null; then echo \"docker login to {addr} as {user} failed\" >&2; exit 1; fi",
+            "if ! {password} | docker login {addr} --username {user} --password-stdin >/dev/null; then printf 'docker login to %s as %s failed\\n' {addr} {user} >&2; exit 1; fi",
             addr = q(&self.address),
             user = q(&self.username),
         ));
