@@ -3,7 +3,8 @@
 //! The manager pulls a private image with no further setup, a service with
 //! `--with-registry-auth` runs it on the worker (which never logged in), the
 //! password shows nowhere, a second plan has nothing to do, and a wrong
-//! password fails the apply naming the registry, not the password.
+//! password fails the apply naming the registry, not the password. Taken
+//! out of `ca_certificates`, the CA leaves the system's trust again.
 
 mod common;
 
@@ -13,7 +14,14 @@ use common::run::{Project, Run, run, slipway};
 
 const PASSWORD_FILE: &str = "registry-password";
 
-fn playbook(reg: &LabRegistry) -> String {
+/// The playbook; `system_ca`: the lab CA in `ca_certificates` too.
+fn playbook(reg: &LabRegistry, system_ca: bool) -> String {
+    let ca = reg.ca_pem.trim_end().to_string() + "\n";
+    let ca_certificates = if system_ca {
+        format!("ca_certificates = {{ lab = \"\"\"\n{ca}\"\"\" }}")
+    } else {
+        "ca_certificates = {}".to_string()
+    };
     format!(
         r#"
 [[play]]
@@ -25,8 +33,7 @@ roles = ["base", "docker"]
 docker_source = "distribution"
 docker_storage_driver = "vfs"
 deploy_user = ""
-ca_certificates = {{ lab = """
-{ca}""" }}
+{ca_certificates}
 docker_registries = [
   {{ address = "{address}", ca = """
 {ca}""", username = "{user}", password = {{ secret = true, file = "{PASSWORD_FILE}" }} }},
@@ -42,7 +49,6 @@ name = "swarm workers"
 hosts = "workers"
 roles = ["swarm"]
 "#,
-        ca = reg.ca_pem.trim_end().to_string() + "\n",
         address = reg.address,
         user = reg.username,
     )
@@ -83,7 +89,7 @@ fn a_swarm_pulls_private_images_from_a_registry_with_its_own_ca() {
     let lab = Lab::start_os("registry", 2, LabOs::Ubuntu);
     let p = Project::new();
     p.write(PASSWORD_FILE, &format!("{}\n", reg.password));
-    p.write("playbook.toml", &playbook(&reg));
+    p.write("playbook.toml", &playbook(&reg, true));
     let password = reg.password.as_str();
     let worker = &lab.hosts[1].name;
 
@@ -211,4 +217,22 @@ fn a_swarm_pulls_private_images_from_a_registry_with_its_own_ca() {
     assert_hidden("the failed apply", &failed.all(), password);
     let log = lab.exec_ok(0, "cat /var/log/slipway/apply.log");
     assert_hidden("the manager's apply.log", &log, "wrong-Registry-Password-7");
+
+    // The CA taken out of ca_certificates leaves the system's trust, links and all.
+    p.write(PASSWORD_FILE, &format!("{}\n", reg.password));
+    p.write("playbook.toml", &playbook(&reg, false));
+    slipway_run(&lab, &p, &["apply", "--yes"]).expect(0);
+    slipway_run(&lab, &p, &["plan", "--detailed-exitcode"]).expect(0);
+    for i in 0..2 {
+        let bundle = lab.exec_ok(i, "cat /etc/ssl/certs/ca-certificates.crt");
+        assert!(
+            !bundle.contains(&ca_line),
+            "host {i}: the CA is still trusted"
+        );
+        let left = lab.exec_ok(
+            i,
+            "ls /usr/local/share/ca-certificates /etc/ssl/certs | grep slipway; find -L /etc/ssl/certs -type l",
+        );
+        assert_eq!(left.trim(), "", "host {i}");
+    }
 }
