@@ -2,7 +2,11 @@
 //! checked by the real tools: promtool, amtool, docker-compose. Golden copies
 //! under tests/golden/ show what the lab gets (SLIPWAY_BLESS=1 rewrites them).
 
+#[path = "monitoring/alloy.rs"]
+mod alloy;
 mod common;
+#[path = "monitoring/services.rs"]
+mod services;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -117,9 +121,9 @@ fn prometheus_config_and_rules_pass_promtool() {
         "node",
         "cadvisor",
         "api",
-        "postgres",
         "loki",
         "alertmanager",
+        "grafana",
     ] {
         assert!(jobs.contains(&job), "no {job} job in {jobs:?}");
     }
@@ -148,17 +152,63 @@ fn thresholds_are_variables() {
     assert!(rules.contains("> 95"), "{rules}");
 }
 
+/// Every alert's `for:` window is a variable, so a test can make alerts fire
+/// in seconds; with a 5s scrape interval the files still pass promtool.
+#[test]
+fn for_windows_and_short_intervals_are_variables() {
+    let (home, r) = render(&[
+        "alert_node_down_for=15s",
+        "alert_target_down_for=20s",
+        "alert_disk_free_for=1m",
+        "monitoring_scrape_interval=5s",
+        "monitoring_evaluation_interval=5s",
+    ]);
+    r.expect(0);
+    let dir = monitoring_dir(&home).join("prometheus");
+    assert_ok(
+        tool("promtool", &["check", "config", "prometheus.yml"], &dir),
+        "promtool check config",
+    );
+    let rules = yaml(&dir.join("alerts.yml"));
+    let mut windows = std::collections::BTreeMap::new();
+    for group in rules["groups"].as_sequence().unwrap() {
+        for rule in group["rules"].as_sequence().unwrap() {
+            let name = rule["alert"].as_str().unwrap().to_string();
+            let window = rule["for"].as_str().map(str::to_string);
+            assert!(window.is_some(), "{name} has no for: window");
+            windows.insert(name, window.unwrap());
+        }
+    }
+    assert_eq!(windows["NodeDown"], "15s");
+    assert_eq!(windows["TargetDown"], "20s");
+    assert_eq!(windows["HostLowDiskSpace"], "1m");
+    assert_eq!(windows["HostHighCpu"], "10m");
+    assert_eq!(windows["ApiHighErrorRate"], "0s");
+    // A duration Prometheus would refuse is refused before any host.
+    let (_, r) = render(&["alert_node_down_for=2 minutes"]);
+    let r = r.expect(1);
+    assert!(
+        r.stderr.contains("alert_node_down_for") && r.stderr.contains("not a duration"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// Discord and the webhook are native receivers; their URLs are in the
+/// file, which is why it is mode 0600, a Swarm secret, and hidden from plans
+/// when the URLs are secrets (tests/monitoring/plan_hides_alertmanager_urls).
 #[test]
 fn alertmanager_passes_amtool_with_and_without_receivers() {
     let urls = [
         "alertmanager_slack_webhook_url=https://hooks.slack.example/services/T0/B0/secret-slack",
-        "alertmanager_discord_webhook_url=https://discord.example/api/webhooks/1/secret-discord",
+        "alertmanager_discord_webhook_url=https://discord.example/api/webhooks/1/x-discord",
+        "alertmanager_webhook_url=http://receiver.example:8080/alerts",
         "alertmanager_smtp_smarthost=smtp.example.org:587",
         "alertmanager_smtp_from=alerts@example.org",
         "alertmanager_email_to=ops@example.org",
         "alertmanager_smtp_auth_password=secret-smtp",
     ];
-    for extra in [&[][..], &urls[..1], &urls[..]] {
+    for extra in [&[][..], &urls[1..2], &urls[2..3], &urls[..]] {
         let (home, r) = render(extra);
         r.expect(0);
         let dir = monitoring_dir(&home).join("alertmanager");
@@ -171,16 +221,43 @@ fn alertmanager_passes_amtool_with_and_without_receivers() {
             !text.contains("secret-"),
             "a secret in alertmanager.yml:\n{text}"
         );
-        let routes = yaml(&dir.join("alertmanager.yml"));
-        let matchers = serde_yaml_ng::to_string(&routes["route"]["routes"]).unwrap();
+        let config = yaml(&dir.join("alertmanager.yml"));
+        let matchers = serde_yaml_ng::to_string(&config["route"]["routes"]).unwrap();
         assert!(
             matchers.contains("severity=\"critical\"") && matchers.contains("severity=\"warning\"")
         );
-        let receivers = serde_yaml_ng::to_string(&routes["receivers"]).unwrap();
+        // Critical alerts leave within seconds: NodeDown reaches a receiver in about a minute.
+        assert_eq!(
+            config["route"]["routes"][0]["group_wait"].as_str(),
+            Some("10s")
+        );
+        let receivers = &config["receivers"];
+        let count = |kind: &str| {
+            receivers
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .filter(|r| !r[kind].is_null())
+                .count()
+        };
+        if extra == &urls[1..2] {
+            assert_eq!(count("discord_configs"), 2, "{text}");
+            assert_eq!(
+                receivers[0]["discord_configs"][0]["webhook_url"].as_str(),
+                Some("https://discord.example/api/webhooks/1/x-discord")
+            );
+            assert!(!text.contains("slack"), "{text}");
+        }
+        if extra == &urls[2..3] {
+            // Both severities reach the webhook.
+            assert_eq!(count("webhook_configs"), 2, "{text}");
+        }
         if extra.len() == urls.len() {
-            // Critical alerts reach every channel; warnings only chat.
-            assert_eq!(receivers.matches("email_configs").count(), 1, "{receivers}");
-            assert_eq!(receivers.matches("api_url_file").count(), 4, "{receivers}");
+            // Critical alerts reach every channel; warnings only chat and the webhook.
+            assert_eq!(count("email_configs"), 1, "{text}");
+            for kind in ["slack_configs", "discord_configs", "webhook_configs"] {
+                assert_eq!(count(kind), 2, "{kind}: {text}");
+            }
         }
     }
     let (home, _) = render(&urls);
@@ -189,7 +266,6 @@ fn alertmanager_passes_amtool_with_and_without_receivers() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     let want = [
-        "alertmanager_discord_webhook_url",
         "alertmanager_slack_webhook_url",
         "alertmanager_smtp_auth_password",
         "grafana_admin_password",
@@ -233,7 +309,7 @@ fn the_stack_file_passes_docker_compose_config() {
             "{name}: {ports}"
         );
     }
-    for global in ["node-exporter", "cadvisor", "promtail"] {
+    for global in ["node-exporter", "cadvisor", "alloy"] {
         assert_eq!(
             services[global]["deploy"]["mode"].as_str(),
             Some("global"),
@@ -249,6 +325,11 @@ fn the_stack_file_passes_docker_compose_config() {
     assert_eq!(
         config["configs"]["prometheus_yml"]["name"].as_str(),
         Some("monitoring_prometheus_yml_0123456789ab")
+    );
+    assert!(services["promtail"].is_null() && services["postgres-exporter"].is_null());
+    assert_eq!(
+        config["secrets"]["alertmanager_yml"]["name"].as_str(),
+        Some("monitoring_alertmanager_yml_0123456789ab")
     );
 }
 
@@ -296,11 +377,10 @@ fn dashboards_are_json_and_use_the_provisioned_datasources() {
 }
 
 #[test]
-fn loki_and_promtail_configs_have_what_the_stack_needs() {
+fn loki_config_has_what_the_stack_needs() {
     let (home, r) = render(&[]);
     r.expect(0);
-    let dir = monitoring_dir(&home);
-    let loki = yaml(&dir.join("loki/loki.yml"));
+    let loki = yaml(&monitoring_dir(&home).join("loki/loki.yml"));
     assert_eq!(
         loki["limits_config"]["retention_period"].as_str(),
         Some("720h")
@@ -308,6 +388,25 @@ fn loki_and_promtail_configs_have_what_the_stack_needs() {
     assert_eq!(loki["compactor"]["retention_enabled"].as_bool(), Some(true));
     assert_eq!(loki["server"]["http_listen_port"].as_u64(), Some(3100));
     assert!(!loki["common"]["storage"]["filesystem"].is_null());
+}
+
+/// Promtail stays for one release, end-of-life marked; the old name of the
+/// application log directory still works.
+#[test]
+fn promtail_is_still_there_when_chosen() {
+    let (home, r) = render(&[
+        "monitoring_log_shipper=promtail",
+        "promtail_app_log_dir=/srv/old-logs",
+    ]);
+    let r = r.expect(0);
+    assert!(
+        r.stderr
+            .contains("Promtail is end-of-life since 2026-03-02"),
+        "{}",
+        r.stderr
+    );
+    let dir = monitoring_dir(&home);
+    assert!(!dir.join("alloy").exists());
     let promtail = yaml(&dir.join("promtail/promtail.yml"));
     assert!(
         promtail["clients"][0]["url"]
@@ -323,11 +422,13 @@ fn loki_and_promtail_configs_have_what_the_stack_needs() {
         .collect();
     assert_eq!(jobs, ["docker", "journal", "varlogs", "app"]);
     let text = std::fs::read_to_string(dir.join("promtail/promtail.yml")).unwrap();
-    assert!(text.contains("/app/logs/"), "app logs not scraped:\n{text}");
+    assert!(text.contains("END OF LIFE"), "{text}");
     assert!(
-        text.contains("com_docker_swarm_service_name"),
-        "no service label:\n{text}"
+        text.contains("/srv/old-logs/"),
+        "app logs not scraped:\n{text}"
     );
+    let stack = std::fs::read_to_string(dir.join("stack.yml")).unwrap();
+    assert!(stack.contains("/srv/old-logs:/srv/old-logs:ro"), "{stack}");
 }
 
 #[test]

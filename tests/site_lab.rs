@@ -303,7 +303,7 @@ fn monitoring_stack_is_deployed_and_follows_its_files(lab: &Lab, p: &Project, in
         ("monitoring_loki", "replicated"),
         ("monitoring_node-exporter", "global"),
         ("monitoring_prometheus", "replicated"),
-        ("monitoring_promtail", "global"),
+        ("monitoring_alloy", "global"),
     ] {
         assert!(
             lines

@@ -19,6 +19,7 @@ static BUILTIN: &[(&str, &str)] = builtin![
     "monitoring/grafana/dashboards/security-logs.json.j2",
     "monitoring/loki/loki.yml.j2",
     "monitoring/promtail/promtail.yml.j2",
+    "monitoring/alloy/config.alloy.j2",
     "monitoring/stack.yml.j2",
 ];
 

@@ -1,11 +1,14 @@
 //! `monitoring`: Prometheus, alert rules, Alertmanager, Grafana (provisioning
-//! and dashboards), Loki and Promtail, rendered from templates into a
-//! directory on the managers and deployed as a Swarm stack from the leader.
+//! and dashboards), Loki, a log shipper (Alloy, or Promtail for one more
+//! release), node-exporter, cAdvisor and optionally postgres-exporter,
+//! rendered from templates into a directory on the managers and deployed as
+//! a Swarm stack from the leader.
 //!
 //! Every file comes from a built-in template that a file of the same name
 //! under the user's templates/ replaces. Files are checked (YAML, JSON) before
 //! any host sees them, so a broken override fails the plan, not the stack.
 
+mod check;
 mod vars;
 
 use serde_json::json;
@@ -22,65 +25,119 @@ pub use vars::{NodeVars, Vars};
 pub struct Monitoring;
 pub struct MonitoringNode;
 
-/// Files rendered from `monitoring/<path>.j2`, each shipped to the services as
-/// a Swarm config named by its key.
-const CONFIGS: &[(&str, &str)] = &[
-    ("prometheus/prometheus.yml", "prometheus_yml"),
-    ("prometheus/alerts.yml", "prometheus_alerts"),
-    ("alertmanager/alertmanager.yml", "alertmanager_yml"),
-    (
-        "grafana/provisioning/datasources.yml",
-        "grafana_datasources",
-    ),
-    ("grafana/provisioning/dashboards.yml", "grafana_dashboards"),
-    (
-        "grafana/dashboards/api-performance.json",
-        "dashboard_api_performance",
-    ),
-    ("grafana/dashboards/system.json", "dashboard_system"),
-    ("grafana/dashboards/business.json", "dashboard_business"),
-    (
-        "grafana/dashboards/security-logs.json",
-        "dashboard_security_logs",
-    ),
-    ("loki/loki.yml", "loki_yml"),
-    ("promtail/promtail.yml", "promtail_yml"),
-];
-
-/// Services of the stack file, for checking that a deploy left them all there.
+/// Services of the stack file, by the names `monitoring_disabled_services` takes.
 const SERVICES: &[&str] = &[
     "prometheus",
     "alertmanager",
     "grafana",
     "loki",
+    "alloy",
     "promtail",
     "node-exporter",
     "cadvisor",
+    "postgres-exporter",
 ];
+
+/// Files rendered from `monitoring/<path>.j2`, each shipped to the services as
+/// a Swarm config named by its key, when every service it is for runs.
+const CONFIGS: &[(&str, &str, &[&str])] = &[
+    (
+        "prometheus/prometheus.yml",
+        "prometheus_yml",
+        &["prometheus"],
+    ),
+    (
+        "prometheus/alerts.yml",
+        "prometheus_alerts",
+        &["prometheus"],
+    ),
+    (
+        "grafana/provisioning/datasources.yml",
+        "grafana_datasources",
+        &["grafana"],
+    ),
+    (
+        "grafana/provisioning/dashboards.yml",
+        "grafana_dashboards",
+        &["grafana"],
+    ),
+    (
+        "grafana/dashboards/api-performance.json",
+        "dashboard_api_performance",
+        &["grafana"],
+    ),
+    (
+        "grafana/dashboards/system.json",
+        "dashboard_system",
+        &["grafana"],
+    ),
+    (
+        "grafana/dashboards/business.json",
+        "dashboard_business",
+        &["grafana"],
+    ),
+    (
+        "grafana/dashboards/security-logs.json",
+        "dashboard_security_logs",
+        &["grafana", "loki"],
+    ),
+    ("loki/loki.yml", "loki_yml", &["loki"]),
+    ("promtail/promtail.yml", "promtail_yml", &["promtail"]),
+    ("alloy/config.alloy", "alloy_config", &["alloy"]),
+];
+
+/// Alertmanager's configuration holds the Discord and webhook URLs inline
+/// (Alertmanager reads them from files only since 0.27 and 0.26, and the
+/// packaged ones are older): it is a Swarm secret, mode 0600 on the managers,
+/// and shown in a plan only while it holds no secret.
+const ALERTMANAGER_YML: &str = "alertmanager/alertmanager.yml";
 
 impl TypedRole for Monitoring {
     type Vars = Vars;
     const NAME: &'static str = "monitoring";
-    const ABOUT: &'static str = "Prometheus, alert rules, Alertmanager, Grafana, Loki and Promtail as a Swarm stack (run on the managers)";
+    const ABOUT: &'static str = "Prometheus, alert rules, Alertmanager, Grafana, Loki and Alloy as a Swarm stack (run on the managers)";
 
     fn build(&self, v: Vars, ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
         v.check(ctx)?;
         let dir = v.monitoring_dir.trim_end_matches('/');
+        let services: Vec<&str> = SERVICES.iter().copied().filter(|s| v.runs(s)).collect();
+        let mut postgres_targets = v.monitoring_postgres_exporter_targets.clone();
+        if v.runs("postgres-exporter") {
+            postgres_targets.insert(0, "postgres-exporter:9187".into());
+        }
+        let extra = json!({
+            "services": services,
+            "shipped_logs_dir": v.app_log_dir().1,
+            "postgres_exporter_targets": postgres_targets,
+        });
         let mut out: Vec<Box<dyn Resource>> = vec![
             Box::new(directory(dir, 0o755)),
             Box::new(directory(&format!("{dir}/secrets"), 0o700)),
         ];
         let mut revisions = Vec::new();
         let mut stack_configs = Vec::new();
-        for (path, key) in CONFIGS {
+        let mut stack_secrets = Vec::new();
+        let rendered = CONFIGS
+            .iter()
+            .filter(|(_, _, needs)| needs.iter().all(|s| v.runs(s)))
+            .map(|(path, key, _)| (*path, *key, 0o644))
+            .chain(
+                v.runs("alertmanager")
+                    .then_some((ALERTMANAGER_YML, "alertmanager_yml", 0o600)),
+            );
+        for (path, key, mode) in rendered {
             let template = format!("monitoring/{path}.j2");
-            let text = ctx.render(&template, json!({}))?;
+            let text = ctx.render(&template, extra.clone())?;
             check_syntax(&template, path, &text)?;
             revisions.push((env_var(key), revision(text.as_bytes())));
-            stack_configs.push(json!({"key": key, "file": path, "env": env_var(key)}));
-            out.push(Box::new(config_file(&format!("{dir}/{path}"), text, 0o644)));
+            let entry = json!({"key": key, "file": path, "env": env_var(key)});
+            if mode == 0o600 {
+                stack_secrets.push(entry);
+            } else {
+                stack_configs.push(entry);
+            }
+            out.push(Box::new(config_file(&format!("{dir}/{path}"), text, mode)));
         }
-        let mut stack_secrets = Vec::new();
         for (key, value) in v.secrets() {
             stack_secrets
                 .push(json!({"key": key, "file": format!("secrets/{key}"), "env": env_var(key)}));
@@ -100,10 +157,10 @@ impl TypedRole for Monitoring {
             }
         }
         let template = "monitoring/stack.yml.j2";
-        let stack = ctx.render(
-            template,
-            json!({"stack_configs": stack_configs, "stack_secrets": stack_secrets}),
-        )?;
+        let mut stack_vars = extra;
+        stack_vars["stack_configs"] = json!(stack_configs);
+        stack_vars["stack_secrets"] = json!(stack_secrets);
+        let stack = ctx.render(template, stack_vars)?;
         check_syntax(template, "stack.yml", &stack)?;
         let digest = {
             let mut all = stack.clone();
@@ -124,7 +181,7 @@ impl TypedRole for Monitoring {
                 name: v.monitoring_stack.clone(),
                 dir: dir.to_string(),
                 revisions,
-                services: SERVICES.iter().map(|s| s.to_string()).collect(),
+                services: services.iter().map(|s| s.to_string()).collect(),
                 resolve_image: v.monitoring_resolve_image.clone(),
                 digest,
             }));
@@ -134,7 +191,7 @@ impl TypedRole for Monitoring {
 }
 
 /// What every node needs for the stack's global services: the application
-/// log directory Promtail reads (a bind mount whose source must exist).
+/// log directory the log shipper reads (a bind mount whose source must exist).
 impl TypedRole for MonitoringNode {
     type Vars = NodeVars;
     const NAME: &'static str = "monitoring_node";
@@ -142,8 +199,9 @@ impl TypedRole for MonitoringNode {
         "what every node needs for the monitoring stack's global services (run on all hosts)";
 
     fn build(&self, v: NodeVars, ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
-        vars::check_path(ctx, "promtail_app_log_dir", &v.promtail_app_log_dir)?;
-        Ok(vec![Box::new(directory(&v.promtail_app_log_dir, 0o755))])
+        let (var, dir) = vars::app_log_dir(&v.monitoring_app_log_dir, &v.promtail_app_log_dir);
+        check::check_path(ctx, var, dir)?;
+        Ok(vec![Box::new(directory(dir, 0o755))])
     }
 }
 
@@ -189,6 +247,9 @@ fn check_syntax(template: &str, path: &str, text: &str) -> InputResult<()> {
             "fix the template (yours under templates/, or remove it to use the built-in one)",
         )
     };
+    if path.ends_with(".alloy") {
+        return Ok(());
+    }
     if path.ends_with(".json") {
         serde_json::from_str::<serde_json::Value>(text)
             .map_err(|e| error("JSON", e.to_string()))?;
@@ -301,17 +362,36 @@ mod tests {
     }
 
     #[test]
-    fn discord_is_reached_through_its_slack_endpoint() {
-        let v = Vars {
-            alertmanager_discord_webhook_url: "https://discord.example/api/webhooks/1/x/".into(),
-            ..Vars::default()
-        };
-        assert_eq!(
-            v.secrets()[1],
-            (
-                "alertmanager_discord_webhook_url",
-                Some("https://discord.example/api/webhooks/1/x/slack".to_string())
-            )
+    fn a_disabled_service_takes_its_files_along() {
+        let vars = json!({
+            "grafana_admin_password": "pw",
+            "monitoring_disabled_services": ["grafana", "loki", "alloy", "cadvisor"],
+        });
+        let ids = ids("m1", vars, None).unwrap();
+        for gone in [
+            "grafana/",
+            "loki/",
+            "alloy/",
+            "secrets/grafana_admin_password",
+        ] {
+            assert!(!ids.iter().any(|i| i.contains(gone)), "{gone}: {ids:?}");
+        }
+        assert!(ids.contains(&"file:/opt/monitoring/prometheus/prometheus.yml".into()));
+    }
+
+    #[test]
+    fn disabling_loki_alone_leaves_the_log_shipper_nowhere_to_send() {
+        let vars =
+            json!({"grafana_admin_password": "pw", "monitoring_disabled_services": ["loki"]});
+        let err = ids("m1", vars, None).unwrap_err();
+        let msg = err.message();
+        assert!(msg.contains("ship logs nowhere"), "{msg}");
+        let vars = json!({"monitoring_disabled_services": ["grafanna"]});
+        let err = ids("m1", vars, None).unwrap_err();
+        let msg = err.message();
+        assert!(
+            msg.contains("`grafanna` is not a service of the stack"),
+            "{msg}"
         );
     }
 }

@@ -2,9 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::diag::InputResult;
-use crate::roles::RoleContext;
-
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Vars {
@@ -21,6 +18,12 @@ pub struct Vars {
     /// Alertmanager, Grafana, Loki); their volumes are local to a node.
     pub monitoring_placement: String,
     pub monitoring_images: Images,
+    /// Services of the stack file not deployed (e.g. "grafana", "loki",
+    /// "alloy", "cadvisor"); their scrape jobs, datasources and configs go too.
+    pub monitoring_disabled_services: Vec<String>,
+    /// The log shipper on every node: "alloy", or "promtail" (end-of-life,
+    /// kept for one release).
+    pub monitoring_log_shipper: String,
     /// Memory limit per service.
     pub monitoring_memory_limits: Limits,
     pub monitoring_scrape_interval: String,
@@ -31,7 +34,19 @@ pub struct Vars {
     /// host:port of each API instance's metrics endpoint.
     pub monitoring_api_targets: Vec<String>,
     pub monitoring_api_metrics_path: String,
+    /// host:port of PostgreSQL exporters outside the stack.
     pub monitoring_postgres_exporter_targets: Vec<String>,
+    /// Run postgres-exporter in the stack (scraped as job `postgres`).
+    pub monitoring_postgres_exporter: bool,
+    pub monitoring_postgres_host: String,
+    pub monitoring_postgres_port: u16,
+    pub monitoring_postgres_user: String,
+    pub monitoring_postgres_database: String,
+    pub monitoring_postgres_sslmode: String,
+    /// A secret, needed by `monitoring_postgres_exporter`.
+    pub monitoring_postgres_password: String,
+    /// An external overlay network where the database is reachable; empty: none.
+    pub monitoring_postgres_network: String,
     pub prometheus_port: u16,
     pub prometheus_retention_time: String,
     pub prometheus_retention_size: String,
@@ -57,14 +72,20 @@ pub struct Vars {
     pub alert_api_p95_for: String,
     pub alert_error_rate_percent: f64,
     pub alert_error_rate_window: String,
+    pub alert_error_rate_for: String,
     pub alert_cpu_percent: u32,
     pub alert_cpu_for: String,
     pub alert_memory_percent: u32,
     pub alert_memory_for: String,
     pub alert_disk_free_percent: u32,
+    pub alert_disk_free_for: String,
+    pub alert_node_down_for: String,
+    pub alert_target_down_for: String,
     pub alert_postgres_connections_percent: u32,
+    pub alert_postgres_connections_for: String,
     pub alert_failed_logins: u32,
     pub alert_failed_logins_window: String,
+    pub alert_failed_logins_for: String,
     /// host:port; empty means no e-mail receiver.
     pub alertmanager_smtp_smarthost: String,
     pub alertmanager_smtp_from: String,
@@ -78,7 +99,11 @@ pub struct Vars {
     pub alertmanager_slack_channel: String,
     /// A secret; empty means no Discord receiver.
     pub alertmanager_discord_webhook_url: String,
-    /// The application's log directory, read by Promtail on every node.
+    /// A secret; empty means no webhook receiver (Alertmanager's JSON payload).
+    pub alertmanager_webhook_url: String,
+    /// The application's log directory, read by the log shipper on every node.
+    pub monitoring_app_log_dir: String,
+    /// The old name of `monitoring_app_log_dir`; when set, it wins.
     pub promtail_app_log_dir: String,
     /// The stack is deployed from the first host of this group.
     pub swarm_managers_group: String,
@@ -92,20 +117,25 @@ pub struct Images {
     pub grafana: String,
     pub loki: String,
     pub promtail: String,
+    pub alloy: String,
     pub node_exporter: String,
     pub cadvisor: String,
+    pub postgres_exporter: String,
 }
 
 impl Default for Images {
     fn default() -> Self {
         Self {
-            prometheus: "prom/prometheus:v2.53.2".into(),
-            alertmanager: "prom/alertmanager:v0.27.0".into(),
-            grafana: "grafana/grafana:11.1.4".into(),
-            loki: "grafana/loki:3.1.1".into(),
-            promtail: "grafana/promtail:3.1.1".into(),
-            node_exporter: "prom/node-exporter:v1.8.2".into(),
-            cadvisor: "gcr.io/cadvisor/cadvisor:v0.49.1".into(),
+            prometheus: "prom/prometheus:v3.14.0".into(),
+            alertmanager: "prom/alertmanager:v0.34.0".into(),
+            grafana: "grafana/grafana:13.2.0".into(),
+            loki: "grafana/loki:3.7.6".into(),
+            // The last line Promtail was released on (end-of-life since 2026-03-02).
+            promtail: "grafana/promtail:3.6.15".into(),
+            alloy: "grafana/alloy:v1.18.1".into(),
+            node_exporter: "prom/node-exporter:v1.12.1".into(),
+            cadvisor: "gcr.io/cadvisor/cadvisor:v0.60.5".into(),
+            postgres_exporter: "quay.io/prometheuscommunity/postgres-exporter:v0.20.1".into(),
         }
     }
 }
@@ -118,8 +148,10 @@ pub struct Limits {
     pub grafana: String,
     pub loki: String,
     pub promtail: String,
+    pub alloy: String,
     pub node_exporter: String,
     pub cadvisor: String,
+    pub postgres_exporter: String,
 }
 
 impl Default for Limits {
@@ -130,8 +162,10 @@ impl Default for Limits {
             grafana: "512M".into(),
             loki: "1G".into(),
             promtail: "256M".into(),
+            alloy: "256M".into(),
             node_exporter: "128M".into(),
             cadvisor: "256M".into(),
+            postgres_exporter: "128M".into(),
         }
     }
 }
@@ -145,6 +179,8 @@ impl Default for Vars {
             monitoring_resolve_image: "always".into(),
             monitoring_placement: "node.role == manager".into(),
             monitoring_images: Images::default(),
+            monitoring_disabled_services: Vec::new(),
+            monitoring_log_shipper: "alloy".into(),
             monitoring_memory_limits: Limits::default(),
             monitoring_scrape_interval: "15s".into(),
             monitoring_evaluation_interval: "15s".into(),
@@ -152,7 +188,15 @@ impl Default for Vars {
             monitoring_cadvisor_port: 8080,
             monitoring_api_targets: vec!["api:8000".into()],
             monitoring_api_metrics_path: "/metrics".into(),
-            monitoring_postgres_exporter_targets: vec!["postgres-exporter:9187".into()],
+            monitoring_postgres_exporter_targets: Vec::new(),
+            monitoring_postgres_exporter: false,
+            monitoring_postgres_host: "postgres".into(),
+            monitoring_postgres_port: 5432,
+            monitoring_postgres_user: "postgres_exporter".into(),
+            monitoring_postgres_database: "postgres".into(),
+            monitoring_postgres_sslmode: "disable".into(),
+            monitoring_postgres_password: String::new(),
+            monitoring_postgres_network: String::new(),
             prometheus_port: 9090,
             prometheus_retention_time: "15d".into(),
             prometheus_retention_size: "10GB".into(),
@@ -173,14 +217,20 @@ impl Default for Vars {
             alert_api_p95_for: "5m".into(),
             alert_error_rate_percent: 5.0,
             alert_error_rate_window: "5m".into(),
+            alert_error_rate_for: "0s".into(),
             alert_cpu_percent: 80,
             alert_cpu_for: "10m".into(),
             alert_memory_percent: 90,
             alert_memory_for: "5m".into(),
             alert_disk_free_percent: 10,
+            alert_disk_free_for: "5m".into(),
+            alert_node_down_for: "2m".into(),
+            alert_target_down_for: "2m".into(),
             alert_postgres_connections_percent: 80,
+            alert_postgres_connections_for: "5m".into(),
             alert_failed_logins: 10,
             alert_failed_logins_window: "5m".into(),
+            alert_failed_logins_for: "0s".into(),
             alertmanager_smtp_smarthost: String::new(),
             alertmanager_smtp_from: String::new(),
             alertmanager_smtp_auth_username: String::new(),
@@ -190,7 +240,9 @@ impl Default for Vars {
             alertmanager_slack_webhook_url: String::new(),
             alertmanager_slack_channel: "#alerts".into(),
             alertmanager_discord_webhook_url: String::new(),
-            promtail_app_log_dir: "/app/logs".into(),
+            alertmanager_webhook_url: String::new(),
+            monitoring_app_log_dir: "/app/logs".into(),
+            promtail_app_log_dir: String::new(),
             swarm_managers_group: "managers".into(),
         }
     }
@@ -199,108 +251,86 @@ impl Default for Vars {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NodeVars {
-    /// The application's log directory, read by Promtail on every node.
+    /// The application's log directory, read by the log shipper on every node.
+    pub monitoring_app_log_dir: String,
+    /// The old name of `monitoring_app_log_dir`; when set, it wins.
     pub promtail_app_log_dir: String,
 }
 
 impl Default for NodeVars {
     fn default() -> Self {
+        let v = Vars::default();
         Self {
-            promtail_app_log_dir: Vars::default().promtail_app_log_dir,
+            monitoring_app_log_dir: v.monitoring_app_log_dir,
+            promtail_app_log_dir: v.promtail_app_log_dir,
         }
     }
 }
 
-pub fn check_path(ctx: &RoleContext<'_>, name: &str, path: &str) -> InputResult<()> {
-    if !path.starts_with('/') || path.contains(char::is_whitespace) {
-        return Err(ctx.var_error(
-            name,
-            format!(
-                "role monitoring on {}: {name}: `{path}` must be an absolute path without spaces",
-                ctx.host.name
-            ),
-        ));
+/// The application log directory and the variable it came from: inventories
+/// written before the rename keep working.
+pub fn app_log_dir<'a>(new: &'a str, old: &'a str) -> (&'static str, &'a str) {
+    if old.is_empty() {
+        ("monitoring_app_log_dir", new)
+    } else {
+        ("promtail_app_log_dir", old)
     }
-    Ok(())
 }
 
 impl Vars {
-    pub fn check(&self, ctx: &RoleContext<'_>) -> InputResult<()> {
-        let err = |var: &str, msg: String| {
-            ctx.var_error(var, format!("role monitoring on {}: {msg}", ctx.host.name))
+    pub fn app_log_dir(&self) -> (&'static str, &str) {
+        app_log_dir(&self.monitoring_app_log_dir, &self.promtail_app_log_dir)
+    }
+
+    /// Whether the stack runs `service` (a name of the stack file).
+    pub fn runs(&self, service: &str) -> bool {
+        let optional = match service {
+            "alloy" | "promtail" => self.monitoring_log_shipper == service,
+            "postgres-exporter" => self.monitoring_postgres_exporter,
+            _ => true,
         };
-        check_path(ctx, "monitoring_dir", &self.monitoring_dir)?;
-        check_path(ctx, "promtail_app_log_dir", &self.promtail_app_log_dir)?;
-        if !["always", "changed", "never"].contains(&self.monitoring_resolve_image.as_str()) {
-            return Err(err(
-                "monitoring_resolve_image",
-                format!(
-                    "monitoring_resolve_image: `{}` is not one of always, changed, never",
-                    self.monitoring_resolve_image
-                ),
-            ));
-        }
-        let valid_name = |s: &str| {
-            !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        };
-        if !valid_name(&self.monitoring_stack) {
-            return Err(err(
-                "monitoring_stack",
-                format!(
-                    "monitoring_stack: `{}` is not a valid stack name (letters, digits, - and _)",
-                    self.monitoring_stack
-                ),
-            ));
-        }
-        if self.grafana_smtp_enabled && self.grafana_smtp_host.is_empty() {
-            return Err(err(
-                "grafana_smtp_enabled",
-                "grafana_smtp_enabled needs grafana_smtp_host".into(),
-            ));
-        }
-        let email = [
-            ("alertmanager_smtp_from", &self.alertmanager_smtp_from),
-            ("alertmanager_email_to", &self.alertmanager_email_to),
-        ];
-        match email.iter().find(|(_, v)| v.is_empty()) {
-            Some((name, _)) if !self.alertmanager_smtp_smarthost.is_empty() => Err(err(
-                "alertmanager_smtp_smarthost",
-                format!("alertmanager_smtp_smarthost is set, so {name} must be too"),
-            )),
-            _ => Ok(()),
-        }
+        optional
+            && !self
+                .monitoring_disabled_services
+                .iter()
+                .any(|s| s == service)
     }
 
     /// The secrets the stack uses, by the name the services read them under
     /// (/run/secrets/NAME), with the content written for them. Grafana's admin
-    /// password is always there: None means the host makes one.
+    /// password is there whenever Grafana runs: None means the host makes one.
     pub fn secrets(&self) -> Vec<(&'static str, Option<String>)> {
-        // Discord takes Slack's payload at the webhook URL + /slack, which lets
-        // Alertmanager's Slack integration (with api_url_file) serve both.
-        let discord = match self.alertmanager_discord_webhook_url.trim_end_matches('/') {
-            "" => String::new(),
-            url if url.ends_with("/slack") => url.to_string(),
-            url => format!("{url}/slack"),
-        };
         let admin = Some(self.grafana_admin_password.clone()).filter(|p| !p.is_empty());
+        let grafana = self.runs("grafana");
+        let alertmanager = self.runs("alertmanager");
         let optional = [
-            ("grafana_smtp_password", self.grafana_smtp_password.clone()),
+            (
+                "grafana_smtp_password",
+                &self.grafana_smtp_password,
+                grafana,
+            ),
             (
                 "alertmanager_smtp_auth_password",
-                self.alertmanager_smtp_auth_password.clone(),
+                &self.alertmanager_smtp_auth_password,
+                alertmanager,
             ),
             (
                 "alertmanager_slack_webhook_url",
-                self.alertmanager_slack_webhook_url.clone(),
+                &self.alertmanager_slack_webhook_url,
+                alertmanager,
             ),
-            ("alertmanager_discord_webhook_url", discord),
+            (
+                "monitoring_postgres_password",
+                &self.monitoring_postgres_password,
+                self.runs("postgres-exporter"),
+            ),
         ]
         .into_iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| (k, Some(v)));
-        std::iter::once(("grafana_admin_password", admin))
+        .filter(|(_, v, used)| *used && !v.is_empty())
+        .map(|(k, v, _)| (k, Some(v.clone())));
+        grafana
+            .then_some(("grafana_admin_password", admin))
+            .into_iter()
             .chain(optional)
             .collect()
     }
