@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use super::{assert_ok, monitoring_dir, render, tool, yaml};
+use super::{assert_ok, common, monitoring_dir, render, tool, yaml};
 
 /// The stack file as docker-compose reads it, with every revision set.
 fn compose(dir: &std::path::Path) -> serde_yaml_ng::Value {
@@ -117,5 +117,40 @@ fn a_shipper_without_loki_and_a_service_that_is_not_one_are_refused() {
         r.stderr.contains("needs monitoring_postgres_password"),
         "{}",
         r.stderr
+    );
+}
+
+/// A Discord or webhook URL given as a secret makes alertmanager.yml a
+/// sensitive file: render writes no line of it, as a plan shows none.
+#[test]
+fn alertmanager_yml_holding_a_secret_url_is_never_shown() {
+    let home = tempfile::tempdir().unwrap();
+    let lab = std::fs::read_to_string(super::root().join("inventories/lab.toml")).unwrap();
+    let inventory = home.path().join("inventory.toml");
+    std::fs::write(
+        &inventory,
+        lab.replacen(
+            "[vars]\n",
+            "[vars]\nalertmanager_webhook_url = { secret = true, env = \"LAB_WEBHOOK\" }\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let out = home.path().join("out");
+    let r = common::run::run(
+        common::run::slipway(home.path())
+            .current_dir(super::root())
+            .env("LAB_WEBHOOK", "http://receiver.example/hook-4f1c")
+            .args(["render", "-i"])
+            .arg(&inventory)
+            .args(["playbooks/site.toml", "--out"])
+            .arg(&out),
+    )
+    .expect(0);
+    assert!(!r.stdout.contains("hook-4f1c") && !r.stderr.contains("hook-4f1c"));
+    let file = out.join("lab-1/opt/monitoring/alertmanager/alertmanager.yml");
+    assert_eq!(
+        std::fs::read_to_string(file).unwrap(),
+        "(sensitive: not written)\n"
     );
 }

@@ -191,7 +191,8 @@ impl TypedRole for Monitoring {
 }
 
 /// What every node needs for the stack's global services: the application
-/// log directory the log shipper reads (a bind mount whose source must exist).
+/// log directory and the runtime journal the log shipper reads (bind mounts,
+/// whose sources must exist).
 impl TypedRole for MonitoringNode {
     type Vars = NodeVars;
     const NAME: &'static str = "monitoring_node";
@@ -201,7 +202,17 @@ impl TypedRole for MonitoringNode {
     fn build(&self, v: NodeVars, ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
         let (var, dir) = vars::app_log_dir(&v.monitoring_app_log_dir, &v.promtail_app_log_dir);
         check::check_path(ctx, var, dir)?;
-        Ok(vec![Box::new(directory(dir, 0o755))])
+        // The log shipper mounts the runtime journal too; a bind source that
+        // does not exist fails the Swarm task. journald owns the directory
+        // (mode, group), so it is only made when missing, never corrected.
+        let journal = Command {
+            name: "make /run/log/journal for the log shipper's journal mount".into(),
+            run: "mkdir -p /run/log/journal".into(),
+            creates: Some("/run/log/journal".into()),
+            unless: None,
+            notify: Vec::new(),
+        };
+        Ok(vec![Box::new(directory(dir, 0o755)), Box::new(journal)])
     }
 }
 
@@ -238,6 +249,8 @@ fn revision(content: &[u8]) -> String {
 }
 
 /// A rendered YAML or JSON file must parse; the error names the template.
+/// Alloy's syntax has no parser here: the monitoring tests check that file's
+/// structure instead.
 fn check_syntax(template: &str, path: &str, text: &str) -> InputResult<()> {
     let error = |what: &str, e: String| {
         InputError::plain(format!(
@@ -261,137 +274,4 @@ fn check_syntax(template: &str, path: &str, text: &str) -> InputResult<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{Inventory, VarMap};
-    use crate::diag::SourceFile;
-    use crate::redact::Redactor;
-    use crate::roles::Role;
-    use crate::template::Templates;
-
-    const INVENTORY: &str = "[hosts.m1]\naddress = \"10.0.0.1\"\ngroups = [\"managers\"]\n\
-        [hosts.m2]\naddress = \"10.0.0.2\"\ngroups = [\"managers\"]\n";
-
-    fn ids(
-        host: &str,
-        vars: serde_json::Value,
-        templates: Option<&std::path::Path>,
-    ) -> InputResult<Vec<String>> {
-        let inv = Inventory::load(
-            SourceFile::from_text(std::path::Path::new("inventory.toml"), INVENTORY.into()),
-            &Redactor::default(),
-        )
-        .unwrap();
-        let mut v = Monitoring.defaults();
-        let top: VarMap = serde_json::from_value(vars).unwrap();
-        crate::config::vars::layer(&mut v, &top);
-        let h = inv.host(host).unwrap();
-        let mut template_vars: serde_json::Map<_, _> = v.clone().into_iter().collect();
-        template_vars.insert(
-            "hosts".into(),
-            json!([{"name": "m1", "address": "10.0.0.1", "groups": ["managers"]}]),
-        );
-        let ctx = RoleContext {
-            host: h,
-            vars: &v,
-            inventory: &inv,
-            templates: &Templates::new(templates.map(|p| p.to_path_buf())),
-            template_vars: serde_json::Value::Object(template_vars),
-            offline: false,
-            origins: &Default::default(),
-            inventory_origins: &Default::default(),
-        };
-        Ok(Monitoring.resources(&ctx)?.iter().map(|r| r.id()).collect())
-    }
-
-    #[test]
-    fn only_the_first_manager_deploys_and_only_when_allowed() {
-        let pw = json!({"grafana_admin_password": "pw"});
-        assert!(
-            ids("m1", pw.clone(), None)
-                .unwrap()
-                .contains(&"stack:monitoring".into())
-        );
-        let other = ids("m2", pw, None).unwrap();
-        assert!(!other.contains(&"stack:monitoring".into()));
-        assert!(
-            other.contains(&"file:/opt/monitoring/stack.yml".into()),
-            "{other:?}"
-        );
-        let off = ids(
-            "m1",
-            json!({"grafana_admin_password": "pw", "monitoring_deploy": false}),
-            None,
-        );
-        assert!(!off.unwrap().contains(&"stack:monitoring".into()));
-    }
-
-    #[test]
-    fn without_a_grafana_password_one_is_made_on_the_host() {
-        let ids = ids("m1", json!({}), None).unwrap();
-        assert!(
-            ids.contains(
-                &"command:generate a password into /opt/monitoring/secrets/grafana_admin_password"
-                    .into()
-            ),
-            "{ids:?}"
-        );
-        assert!(!ids.contains(&"file:/opt/monitoring/secrets/grafana_admin_password".into()));
-    }
-
-    #[test]
-    fn an_override_that_renders_broken_json_fails_before_any_host() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir
-            .path()
-            .join("monitoring/grafana/dashboards/system.json.j2");
-        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-        std::fs::write(&file, "{\"title\": {{ grafana_loki_uid }}}\n").unwrap();
-        let err = ids(
-            "m1",
-            json!({"grafana_admin_password": "pw"}),
-            Some(dir.path()),
-        )
-        .unwrap_err();
-        let msg = err.message();
-        assert!(
-            msg.contains("monitoring/grafana/dashboards/system.json.j2"),
-            "{msg}"
-        );
-        assert!(msg.contains("JSON"), "{msg}");
-    }
-
-    #[test]
-    fn a_disabled_service_takes_its_files_along() {
-        let vars = json!({
-            "grafana_admin_password": "pw",
-            "monitoring_disabled_services": ["grafana", "loki", "alloy", "cadvisor"],
-        });
-        let ids = ids("m1", vars, None).unwrap();
-        for gone in [
-            "grafana/",
-            "loki/",
-            "alloy/",
-            "secrets/grafana_admin_password",
-        ] {
-            assert!(!ids.iter().any(|i| i.contains(gone)), "{gone}: {ids:?}");
-        }
-        assert!(ids.contains(&"file:/opt/monitoring/prometheus/prometheus.yml".into()));
-    }
-
-    #[test]
-    fn disabling_loki_alone_leaves_the_log_shipper_nowhere_to_send() {
-        let vars =
-            json!({"grafana_admin_password": "pw", "monitoring_disabled_services": ["loki"]});
-        let err = ids("m1", vars, None).unwrap_err();
-        let msg = err.message();
-        assert!(msg.contains("ship logs nowhere"), "{msg}");
-        let vars = json!({"monitoring_disabled_services": ["grafanna"]});
-        let err = ids("m1", vars, None).unwrap_err();
-        let msg = err.message();
-        assert!(
-            msg.contains("`grafanna` is not a service of the stack"),
-            "{msg}"
-        );
-    }
-}
+mod tests;
