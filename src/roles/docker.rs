@@ -41,6 +41,12 @@ pub struct Vars {
     pub docker_repo_url: String,
     /// daemon.json `storage-driver`; empty leaves Docker's choice.
     pub docker_storage_driver: String,
+    /// daemon.json `userland-proxy`. Off (as CIS Docker 2.15 advises), a
+    /// published port is reached through iptables alone, also from a
+    /// container on the same node, and the firewall's DOCKER-USER rules
+    /// decide for every client; on, docker-proxy answers local clients on
+    /// the host's INPUT path instead.
+    pub docker_userland_proxy: bool,
     /// More daemon.json keys (they win over the ones slipway sets).
     pub docker_daemon_options: Map<String, Value>,
     /// Added to the docker group, with `docker_users`.
@@ -58,6 +64,7 @@ impl Default for Vars {
             docker_source: Source::Official,
             docker_repo_url: "https://download.docker.com/linux".into(),
             docker_storage_driver: String::new(),
+            docker_userland_proxy: false,
             docker_daemon_options: Map::new(),
             deploy_user: "deploy".into(),
             docker_users: Vec::new(),
@@ -118,6 +125,10 @@ impl TypedRole for Docker {
                 Value::String(v.docker_storage_driver.clone()),
             );
         }
+        keys.insert(
+            "userland-proxy".into(),
+            Value::Bool(v.docker_userland_proxy),
+        );
         keys.extend(v.docker_daemon_options.clone());
         // daemon.json goes first, so the daemon's first start already uses it.
         let mut out: Vec<Box<dyn Resource>> = vec![Box::new(JsonKeys {

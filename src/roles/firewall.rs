@@ -89,6 +89,13 @@ pub struct Vars {
     pub firewall_docker_published: Vec<PublishedVar>,
     /// Install the DOCKER-USER rules that make published ports obey the firewall.
     pub firewall_docker_user: bool,
+    /// Let Prometheus reach the monitoring stack's exporters, which publish
+    /// their ports on every node in host mode: from the other Swarm nodes,
+    /// and from containers on the node itself.
+    pub firewall_monitoring_exporters: bool,
+    /// The exporters' published ports (shared with the monitoring role).
+    pub monitoring_node_exporter_port: u16,
+    pub monitoring_cadvisor_port: u16,
     /// Seconds after a firewall change before the host puts the previous
     /// rules back by itself, unless a new SSH login proved it first.
     pub firewall_revert_window: u32,
@@ -107,6 +114,9 @@ impl Default for Vars {
             firewall_exclusive: true,
             firewall_docker_published: Vec::new(),
             firewall_docker_user: true,
+            firewall_monitoring_exporters: true,
+            monitoring_node_exporter_port: 9100,
+            monitoring_cadvisor_port: 8080,
             firewall_revert_window: 90,
         }
     }
@@ -244,8 +254,9 @@ pub fn rules(v: &Vars, ctx: &RoleContext<'_>) -> Result<Vec<Rule>, String> {
     Ok(rules)
 }
 
-pub fn published(v: &Vars) -> Result<Vec<Published>, String> {
-    v.firewall_docker_published
+pub fn published(v: &Vars, ctx: &RoleContext<'_>) -> Result<Vec<Published>, String> {
+    let mut out = v
+        .firewall_docker_published
         .iter()
         .enumerate()
         .map(|(i, p)| {
@@ -257,7 +268,57 @@ pub fn published(v: &Vars) -> Result<Vec<Published>, String> {
             )?;
             Ok(Published { port, proto, from })
         })
-        .collect()
+        .collect::<Result<Vec<_>, String>>()?;
+    if exporters_open(v, ctx) {
+        for from in swarm_peers(v, ctx)? {
+            for port in exporter_ports(v) {
+                out.push(Published {
+                    port,
+                    proto: Proto::Tcp,
+                    from: from.clone(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The monitoring exporters' ports are opened on Swarm nodes only: the
+/// stack's global services run nowhere else.
+fn exporters_open(v: &Vars, ctx: &RoleContext<'_>) -> bool {
+    let in_group = |g: &str| ctx.host.groups.iter().any(|x| x == g);
+    v.firewall_monitoring_exporters
+        && v.firewall_swarm
+        && (in_group(&v.swarm_managers_group) || in_group(&v.swarm_workers_group))
+}
+
+fn exporter_ports(v: &Vars) -> Vec<String> {
+    let mut ports = vec![v.monitoring_node_exporter_port.to_string()];
+    if v.monitoring_cadvisor_port != v.monitoring_node_exporter_port {
+        ports.push(v.monitoring_cadvisor_port.to_string());
+    }
+    ports
+}
+
+/// The firewall this role asks for.
+pub fn ufw(v: &Vars, ctx: &RoleContext<'_>) -> Result<Ufw, String> {
+    let rules = rules(v, ctx)?;
+    let published = published(v, ctx)?;
+    Ok(Ufw {
+        enabled: v.firewall_enabled,
+        rules,
+        exclusive: v.firewall_exclusive,
+        docker_published: v.firewall_docker_user.then_some(published),
+        // Prometheus reaches its own node's exporters through the node's
+        // address, from Swarm's gateway bridge back into it.
+        docker_local: if exporters_open(v, ctx) {
+            exporter_ports(v)
+        } else {
+            Vec::new()
+        },
+        ssh_port: v.ssh_port,
+        revert_window: v.firewall_revert_window,
+    })
 }
 
 impl TypedRole for Firewall {
@@ -272,16 +333,7 @@ impl TypedRole for Firewall {
             ctx.var_error(path, format!("role firewall on {}: {e}", ctx.host.name))
                 .with_help("see docs/roles-firewall.md for the firewall variables")
         };
-        let rules = rules(&v, ctx).map_err(err)?;
-        let published = published(&v).map_err(err)?;
-        let ufw = Ufw {
-            enabled: v.firewall_enabled,
-            rules,
-            exclusive: v.firewall_exclusive,
-            docker_published: v.firewall_docker_user.then_some(published),
-            ssh_port: v.ssh_port,
-            revert_window: v.firewall_revert_window,
-        };
+        let ufw = ufw(&v, ctx).map_err(err)?;
         let mut out: Vec<Box<dyn Resource>> = Vec::new();
         if v.firewall_enabled {
             out.push(Box::new(Package::present(&["ufw"])));
@@ -343,20 +395,12 @@ groups = ["databases"]
         };
         let rs = Firewall.resources(&ctx)?;
         let ids: Vec<String> = rs.iter().map(|r| r.id()).collect();
-        let ufw = rs.last().unwrap().id();
-        assert_eq!(ufw, "ufw:firewall", "{ids:?}");
+        assert_eq!(rs.last().unwrap().id(), "ufw:firewall", "{ids:?}");
         // Build again through the typed path, to look inside.
         let vars: Vars =
             serde_json::from_value(serde_json::Value::Object(v.clone().into_iter().collect()))
                 .unwrap();
-        Ok(Ufw {
-            enabled: vars.firewall_enabled,
-            rules: rules(&vars, &ctx).unwrap(),
-            exclusive: vars.firewall_exclusive,
-            docker_published: vars.firewall_docker_user.then(|| published(&vars).unwrap()),
-            ssh_port: vars.ssh_port,
-            revert_window: vars.firewall_revert_window,
-        })
+        Ok(ufw(&vars, &ctx).unwrap())
     }
 
     fn shown(u: &Ufw) -> Vec<String> {
@@ -391,7 +435,26 @@ groups = ["databases"]
             ]
         );
         assert!(m.enabled && m.exclusive);
-        assert_eq!(m.docker_published, Some(Vec::new()));
+        // The monitoring exporters' published ports: from the other nodes,
+        // and from this node's own containers.
+        let exporters = |peer: &str| {
+            ["9100", "8080"].map(|port| Published {
+                port: port.into(),
+                proto: Proto::Tcp,
+                from: Source::Net(peer.into()),
+            })
+        };
+        let mut want = exporters("172.28.5.12").to_vec();
+        want.extend(exporters("172.28.5.13"));
+        assert_eq!(m.docker_published, Some(want));
+        assert_eq!(m.docker_local, ["9100", "8080"]);
+        let off = build(&inv, "m1", json!({"firewall_monitoring_exporters": false})).unwrap();
+        assert_eq!(off.docker_published, Some(Vec::new()));
+        assert!(off.docker_local.is_empty());
+        // Not a Swarm node: no exporter runs there.
+        let db = build(&inv, "db", json!({})).unwrap();
+        assert_eq!(db.docker_published, Some(Vec::new()));
+        assert!(db.docker_local.is_empty());
         // A worker does not take Swarm management traffic.
         let w = build(&inv, "w1", json!({})).unwrap();
         assert_eq!(

@@ -16,7 +16,8 @@ pub const END: &str = "# END slipway DOCKER-USER";
 
 /// Docker's bridge interfaces: the default bridge, Swarm's gateway bridge, and
 /// user-defined bridge networks (`br-` + network id).
-const BRIDGES: &[&str] = &["docker0", "docker_gwbridge", "br-+"];
+const BRIDGES: &[&str] = &["docker0", GWBRIDGE, "br-+"];
+const GWBRIDGE: &str = "docker_gwbridge";
 
 pub(super) const FAMILIES: [(Family, &str, &str); 2] = [
     (Family::V4, "/etc/ufw/after.rules", "iptables"),
@@ -34,6 +35,13 @@ impl Ufw {
             ":DOCKER-USER - [0:0]".to_string(),
             "-A DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN".to_string(),
         ];
+        // Accepted here, or Docker's own rules drop traffic between
+        // containers of the gateway bridge (its inter-container isolation).
+        for port in &self.docker_local {
+            l.push(format!(
+                "-A DOCKER-USER -i {GWBRIDGE} -o {GWBRIDGE} -p tcp -m conntrack --ctorigdstport {port} -j ACCEPT"
+            ));
+        }
         for b in BRIDGES {
             l.push(format!("-A DOCKER-USER -i {b} -j RETURN"));
         }

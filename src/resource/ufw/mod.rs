@@ -47,6 +47,10 @@ pub struct Ufw {
     /// The ports published by containers reachable from outside, with the
     /// DOCKER-USER rules installed; None: no DOCKER-USER rules (removed if present).
     pub docker_published: Option<Vec<Published>>,
+    /// Ports published on this node that containers on this node may reach
+    /// through the node's address (Docker's gateway bridge back into itself,
+    /// which Swarm otherwise isolates).
+    pub docker_local: Vec<String>,
     /// The SSH port: applying refuses to enable a firewall that would not
     /// allow the port the probe's own SSH connection came in on.
     pub ssh_port: u16,

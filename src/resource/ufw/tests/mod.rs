@@ -105,6 +105,7 @@ fn swarm_manager(peers: [&str; 2], extra: Vec<Rule>) -> Ufw {
             proto: Proto::Tcp,
             from: Source::Net(peers[1].into()),
         }]),
+        docker_local: Vec::new(),
         ssh_port: 22,
         revert_window: 90,
     }

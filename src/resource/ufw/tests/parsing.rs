@@ -85,6 +85,7 @@ fn parses_the_rules_ufw_really_writes() {
         ],
         exclusive: true,
         docker_published: None,
+        docker_local: Vec::new(),
         ssh_port: 22,
         revert_window: 90,
     };
