@@ -103,7 +103,7 @@ impl Ufw {
         }
         let parse = |lines: &[String]| -> BTreeMap<PortKey, BTreeSet<Source>> {
             let mut m: BTreeMap<PortKey, BTreeSet<Source>> = BTreeMap::new();
-            for l in lines {
+            for l in lines.iter().filter(|l| !is_local(l)) {
                 let w: Vec<&str> = l.split_whitespace().collect();
                 let Some(port) = w
                     .iter()
@@ -152,6 +152,22 @@ impl Ufw {
                 attrs.push(Attr::new(&name, b, a));
             }
         }
+        let local = |lines: &[String]| {
+            let ports: BTreeSet<&str> = lines
+                .iter()
+                .filter(|l| is_local(l))
+                .filter_map(|l| {
+                    l.split_whitespace()
+                        .skip_while(|w| *w != "--ctorigdstport")
+                        .nth(1)
+                })
+                .collect();
+            (!ports.is_empty()).then(|| ports.into_iter().collect::<Vec<_>>().join(", "))
+        };
+        let (b, a) = (local(&old_lines), local(&new_lines));
+        if b.is_some() || a.is_some() {
+            attrs.push(Attr::new("published, from this node's containers", b, a));
+        }
         let had = seen.after.iter().any(|(_, b)| !b.is_empty());
         let wants = new_lines.iter().any(|l| l == BEGIN);
         if wants && after.is_empty() {
@@ -170,6 +186,12 @@ impl Ufw {
         attrs.push(Attr::new(&files.join(", "), None::<String>, Some(what)));
         attrs
     }
+}
+
+/// A line of the block that lets this node's containers reach a port
+/// published on the node (see [`Ufw::docker_local`]).
+fn is_local(line: &str) -> bool {
+    line.contains(&format!("-i {GWBRIDGE} -o {GWBRIDGE} ")) && line.ends_with("-j ACCEPT")
 }
 
 /// Rewrites one after.rules file with `lines` as slipway's block (none: the

@@ -119,3 +119,30 @@ fn disabling_turns_ufw_off_and_removes_the_block() {
     );
     assert_eq!(plan(&u, &probe(&host(false, &[]))), Outcome::unchanged());
 }
+
+#[test]
+fn containers_of_the_node_reach_its_exporters_through_an_accept_before_the_bridge_returns() {
+    let old = manager();
+    let section = probe(&host(true, &converged(&old, &[])));
+    let mut u = manager();
+    u.docker_local = vec!["9100".into(), "8080".into()];
+    let block = u.docker_block(Family::V4).unwrap();
+    let accept = block
+        .iter()
+        .position(|l| {
+            l == "-A DOCKER-USER -i docker_gwbridge -o docker_gwbridge -p tcp -m conntrack --ctorigdstport 9100 -j ACCEPT"
+        })
+        .expect("no ACCEPT for 9100");
+    let bridge_return = block
+        .iter()
+        .position(|l| l == "-A DOCKER-USER -i docker_gwbridge -j RETURN")
+        .unwrap();
+    assert!(accept < bridge_return, "{block:#?}");
+    let lines = attr_lines(&plan(&u, &section));
+    assert!(
+        has(&lines, "published, from this node's containers: 8080, 9100"),
+        "{lines:#?}"
+    );
+    // Not mistaken for a port open to anyone.
+    assert!(!lines.iter().any(|l| l.contains("9100/tcp")), "{lines:#?}");
+}
