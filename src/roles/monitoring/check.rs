@@ -73,6 +73,11 @@ impl Vars {
             &["always", "changed", "never"],
         )?;
         choice(
+            "monitoring_endpoint_mode",
+            &self.monitoring_endpoint_mode,
+            &["vip", "dnsrr"],
+        )?;
+        choice(
             "monitoring_log_shipper",
             &self.monitoring_log_shipper,
             &["alloy", "promtail"],

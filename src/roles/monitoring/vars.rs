@@ -17,6 +17,10 @@ pub struct Vars {
     /// Placement constraint of the services that keep state (Prometheus,
     /// Alertmanager, Grafana, Loki); their volumes are local to a node.
     pub monitoring_placement: String,
+    /// How services are reached: "vip" (Swarm's virtual IPs and ingress
+    /// routing mesh) or "dnsrr" (DNS round robin, ports published on the
+    /// node that runs the task), for kernels without IPVS.
+    pub monitoring_endpoint_mode: String,
     pub monitoring_images: Images,
     /// Services of the stack file not deployed (e.g. "grafana", "loki",
     /// "alloy", "cadvisor"); their scrape jobs, datasources and configs go too.
@@ -178,6 +182,7 @@ impl Default for Vars {
             monitoring_deploy: true,
             monitoring_resolve_image: "always".into(),
             monitoring_placement: "node.role == manager".into(),
+            monitoring_endpoint_mode: "vip".into(),
             monitoring_images: Images::default(),
             monitoring_disabled_services: Vec::new(),
             monitoring_log_shipper: "alloy".into(),
