@@ -33,6 +33,8 @@ pub struct PlayState {
 pub struct HostState {
     pub host: Host,
     pub plays: Vec<PlayState>,
+    /// What the roles want said in the host's plan.
+    pub notices: Vec<String>,
 }
 
 impl HostState {
@@ -68,6 +70,7 @@ pub fn build(project: &Project) -> InputResult<Vec<HostState>> {
         check_sudo_password(host, project)?;
         let mut claims = conflicts::Claims::new(name, &project.playbook.source);
         let mut plays = Vec::new();
+        let notices = std::cell::RefCell::new(Vec::new());
         for play in project
             .playbook
             .plays
@@ -94,6 +97,7 @@ pub fn build(project: &Project) -> InputResult<Vec<HostState>> {
                     offline: project.redactor.is_offline(),
                     origins: &origins,
                     inventory_origins: &inventory_origins,
+                    notices: &notices,
                 })?;
                 let owner = conflicts::Owner::Role {
                     role: role.name(),
@@ -128,6 +132,7 @@ pub fn build(project: &Project) -> InputResult<Vec<HostState>> {
         out.push(HostState {
             host: host.clone(),
             plays,
+            notices: notices.into_inner(),
         });
     }
     Ok(out)

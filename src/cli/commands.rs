@@ -310,6 +310,7 @@ async fn facts(args: FactsArgs, ui: &Ui) -> Result<i32, CliError> {
     let state = HostState {
         host,
         plays: Vec::new(),
+        notices: Vec::new(),
     };
     let mut sessions = engine
         .open_all(vec![state], false, ui.progress().as_ref())

@@ -20,6 +20,7 @@ pub async fn run(args: UnlockArgs, ui: &Ui) -> Result<i32, CliError> {
     let state = HostState {
         host,
         plays: Vec::new(),
+        notices: Vec::new(),
     };
     let fail = |e: String| CliError::Message(redactor.redact(&format!("{name}: {e}")));
     let runner = connect_runner(&state).await.map_err(fail)?;

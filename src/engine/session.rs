@@ -71,7 +71,7 @@ impl Session {
         salt: &[u8],
     ) -> Self {
         let mut held = None;
-        let mut notices = Vec::new();
+        let mut notices = state.notices.clone();
         if take_lock {
             let taken = match lock::acquire(&runner, &lock::owner(lock::run_id())).await {
                 Ok(l) => settle(&runner, &state, l, &mut notices).await,

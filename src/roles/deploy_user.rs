@@ -191,6 +191,7 @@ mod tests {
             offline: true,
             origins: &origins["h1"],
             inventory_origins: &origins,
+            notices: &Default::default(),
         };
         let name = host.vars["deploy_user"].as_str().unwrap_or_default();
         check_deploy_user(name, "deploy_user", &ctx).map_err(|e| e.message().to_string())

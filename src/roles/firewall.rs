@@ -392,6 +392,7 @@ groups = ["databases"]
             offline: false,
             origins: &Default::default(),
             inventory_origins: &Default::default(),
+            notices: &Default::default(),
         };
         let rs = Firewall.resources(&ctx)?;
         let ids: Vec<String> = rs.iter().map(|r| r.id()).collect();

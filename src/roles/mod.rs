@@ -18,6 +18,7 @@ mod swarm;
 mod sysctl;
 mod trust;
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -45,9 +46,24 @@ pub struct RoleContext<'a> {
     /// Where every host's inventory variables were set, by host name, for
     /// roles that read other hosts' variables.
     pub inventory_origins: &'a BTreeMap<String, Origins>,
+    /// What the roles want said in the host's plan (see [`RoleContext::notice`]).
+    pub notices: &'a RefCell<Vec<String>>,
 }
 
 impl RoleContext<'_> {
+    /// Says `message` in the host's plan, once; offline (render, check),
+    /// where no plan is shown, as a warning.
+    pub fn notice(&self, message: String) {
+        if self.offline {
+            crate::diag::warn_once(message);
+            return;
+        }
+        let mut notices = self.notices.borrow_mut();
+        if !notices.contains(&message) {
+            notices.push(message);
+        }
+    }
+
     /// Renders template `name` with the host's variables, plus `extra` ones.
     pub fn render(&self, name: &str, extra: serde_json::Value) -> InputResult<String> {
         let mut vars = self.template_vars.clone();
@@ -281,6 +297,7 @@ mod tests {
             offline: true,
             origins: &origins["m1"],
             inventory_origins: &origins,
+            notices: &Default::default(),
         };
         role.resources(&ctx)
     }

@@ -95,7 +95,7 @@ impl Vars {
             ],
         )?;
         if self.monitoring_log_shipper == "promtail" {
-            crate::diag::warn_once(format!(
+            ctx.notice(format!(
                 "role monitoring on {}: monitoring_log_shipper = \"promtail\": Promtail is end-of-life since 2026-03-02 and gets no fixes; this release is the last to ship it: switch to \"alloy\"",
                 ctx.host.name
             ));

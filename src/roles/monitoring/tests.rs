@@ -15,6 +15,15 @@ fn ids(
     vars: serde_json::Value,
     templates: Option<&std::path::Path>,
 ) -> InputResult<Vec<String>> {
+    Ok(built(host, vars, templates)?.0)
+}
+
+/// The ids of the role's resources, and the notices it leaves for the plan.
+fn built(
+    host: &str,
+    vars: serde_json::Value,
+    templates: Option<&std::path::Path>,
+) -> InputResult<(Vec<String>, Vec<String>)> {
     let inv = Inventory::load(
         SourceFile::from_text(std::path::Path::new("inventory.toml"), INVENTORY.into()),
         &Redactor::default(),
@@ -38,8 +47,26 @@ fn ids(
         offline: false,
         origins: &Default::default(),
         inventory_origins: &Default::default(),
+        notices: &Default::default(),
     };
-    Ok(Monitoring.resources(&ctx)?.iter().map(|r| r.id()).collect())
+    let ids = Monitoring.resources(&ctx)?.iter().map(|r| r.id()).collect();
+    Ok((ids, ctx.notices.take()))
+}
+
+#[test]
+fn promtail_is_said_to_be_end_of_life_in_the_plan() {
+    let pw = json!({"grafana_admin_password": "pw"});
+    let (_, notices) = built("m1", pw.clone(), None).unwrap();
+    assert!(notices.is_empty(), "{notices:?}");
+    let mut promtail = pw;
+    promtail["monitoring_log_shipper"] = json!("promtail");
+    let (ids, notices) = built("m1", promtail, None).unwrap();
+    assert!(ids.contains(&"file:/opt/monitoring/promtail/promtail.yml".into()));
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert!(
+        notices[0].contains("Promtail is end-of-life since 2026-03-02"),
+        "{notices:?}"
+    );
 }
 
 #[test]
