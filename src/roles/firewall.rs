@@ -272,11 +272,15 @@ pub fn published(v: &Vars, ctx: &RoleContext<'_>) -> Result<Vec<Published>, Stri
     if exporters_open(v, ctx) {
         for from in swarm_peers(v, ctx)? {
             for port in exporter_ports(v) {
-                out.push(Published {
+                let p = Published {
                     port,
                     proto: Proto::Tcp,
                     from: from.clone(),
-                });
+                };
+                // Inventories written before this opened them themselves.
+                if !out.contains(&p) {
+                    out.push(p);
+                }
             }
         }
     }
@@ -449,6 +453,13 @@ groups = ["databases"]
         want.extend(exporters("172.28.5.13"));
         assert_eq!(m.docker_published, Some(want));
         assert_eq!(m.docker_local, ["9100", "8080"]);
+        // Listed by hand as well: once.
+        let listed =
+            json!({"firewall_docker_published": [{"port": "9100", "from": "172.28.5.12"}]});
+        assert_eq!(
+            build(&inv, "m1", listed).unwrap().docker_published,
+            m.docker_published
+        );
         let off = build(&inv, "m1", json!({"firewall_monitoring_exporters": false})).unwrap();
         assert_eq!(off.docker_published, Some(Vec::new()));
         assert!(off.docker_local.is_empty());
