@@ -45,6 +45,7 @@ fn inventory(lab: &Lab, reg: &LabRegistry, receiver: &str) -> String {
          monitoring_images = {{ prometheus = {prom}, alertmanager = {am}, node_exporter = {ne}, postgres_exporter = {pe} }}\n\
          monitoring_disabled_services = {disabled:?}\n\
          monitoring_endpoint_mode = \"dnsrr\"\n\
+         monitoring_api_targets = [\"api:8000\"]\n\
          monitoring_scrape_interval = \"5s\"\nmonitoring_evaluation_interval = \"5s\"\n\
          alert_node_down_for = \"15s\"\nalert_target_down_for = \"15s\"\n\
          alertmanager_webhook_url = {{ secret = true, value = {hook} }}\n\
@@ -294,6 +295,25 @@ fn the_monitoring_stack_runs_scrapes_every_node_and_delivers_an_alert() {
     // Through the route Alertmanager's config gives critical alerts.
     assert_eq!(route, "critical", "{alert}");
     lab.exec_ok(2, "iptables -D DOCKER-USER -p tcp --dport 9100 -j DROP");
+    // No API runs here, so its target is down all along: a warning, through the warning route.
+    wait_for("the warning delivered", Duration::from_secs(120), || {
+        let got = receiver.received();
+        let warned = got.iter().any(|p| {
+            p["receiver"] == "warning"
+                && p["alerts"].as_array().is_some_and(|a| {
+                    a.iter().any(|a| {
+                        a["labels"]["alertname"] == "TargetDown"
+                            && a["labels"]["instance"] == "api:8000"
+                            && a["labels"]["severity"] == "warning"
+                    })
+                })
+        });
+        if warned {
+            Ok(())
+        } else {
+            Err(format!("{got:?}"))
+        }
+    });
 
     // A changed threshold rolls out as a new rules config; the old one is pruned, and
     // Prometheus reports the new threshold.
