@@ -132,6 +132,7 @@ fn firewall_converges_and_published_ports_obey_it() {
         format!("4789/udp: from {ip2}, {ip3}"),
         format!("7946/tcp: from {ip2}, {ip3}"),
         format!("7946/udp: from {ip2}, {ip3}"),
+        format!("esp: from {ip2}, {ip3}"),
         format!("published 8080/tcp: from {ip3}"),
     ] {
         assert!(h1.contains(&want), "no `{want}` in\n{h1}");
@@ -160,7 +161,8 @@ fn firewall_converges_and_published_ports_obey_it() {
             "80/tcp ALLOW Anywhere # web".to_string(),
             "80/tcp (v6) ALLOW Anywhere (v6) # web".to_string(),
         ];
-        let mut ports = vec!["7946/tcp", "7946/udp", "4789/udp"];
+        // ESP carries the encrypted overlay networks; it has no port.
+        let mut ports = vec!["7946/tcp", "7946/udp", "4789/udp", "Anywhere/esp"];
         if i == 0 {
             ports.push("2377/tcp");
         }

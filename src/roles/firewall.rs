@@ -122,6 +122,9 @@ impl Default for Vars {
     }
 }
 
+/// How UFW's tuples name the port of a protocol without ports (ESP).
+const ESP_PORT: &str = "any";
+
 /// The comments slipway gives the rules it adds on its own.
 pub const SSH_COMMENT: &str = "slipway: ssh";
 pub const SWARM_COMMENT: &str = "slipway: swarm";
@@ -144,7 +147,12 @@ fn entry(
     from: &str,
 ) -> Result<(String, Proto, Source), String> {
     let port = parse_port(&port.text()).map_err(|e| format!("{what}.port: {e}"))?;
-    let proto = Proto::parse(proto).map_err(|e| format!("{what}.proto: {e}"))?;
+    let proto = Proto::parse(proto)
+        .ok()
+        .filter(|p| *p != Proto::Esp)
+        .ok_or_else(|| {
+            format!("{what}.proto: `{proto}` is not a protocol: write tcp, udp or any")
+        })?;
     if proto == Proto::Any && port.contains(':') {
         return Err(format!(
             "{what}: a port range needs proto = \"tcp\" or \"udp\" (UFW cannot write a range for both)"
@@ -212,10 +220,12 @@ pub fn rules(v: &Vars, ctx: &RoleContext<'_>) -> Result<Vec<Rule>, String> {
         if manager {
             ports.push(("2377", Proto::Tcp));
         }
+        // ESP carries the encrypted overlay networks (`encrypted = true`).
         ports.extend([
             ("7946", Proto::Tcp),
             ("7946", Proto::Udp),
             ("4789", Proto::Udp),
+            (ESP_PORT, Proto::Esp),
         ]);
         for (port, proto) in ports {
             for from in &peers {
@@ -437,6 +447,8 @@ groups = ["databases"]
                 "7946/udp 172.28.5.13",
                 "4789/udp 172.28.5.12",
                 "4789/udp 172.28.5.13",
+                "any/esp 172.28.5.12",
+                "any/esp 172.28.5.13",
             ]
         );
         assert!(m.enabled && m.exclusive);
@@ -479,11 +491,28 @@ groups = ["databases"]
                 "7946/udp 172.28.5.13",
                 "4789/udp 172.28.5.11",
                 "4789/udp 172.28.5.13",
+                "any/esp 172.28.5.11",
+                "any/esp 172.28.5.13",
             ]
         );
         // Not a Swarm node: no Swarm ports, and its name-only address is not needed.
         let db = build(&inv, "db", json!({})).unwrap();
         assert_eq!(shown(&db), ["22/tcp any"]);
+    }
+
+    #[test]
+    fn esp_is_opened_by_the_role_only() {
+        let inv = inventory(INVENTORY);
+        let e = build(
+            &inv,
+            "m1",
+            json!({"firewall_rules": [{"port": "80", "proto": "esp"}]}),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{e:?}").contains("`esp` is not a protocol: write tcp, udp or any"),
+            "{e:?}"
+        );
     }
 
     #[test]

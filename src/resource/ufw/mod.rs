@@ -146,7 +146,7 @@ impl Ufw {
             ));
         }
         if let Some(port) = seen.conn_port {
-            let tcp = |p: Proto| p != Proto::Udp;
+            let tcp = |p: Proto| matches!(p, Proto::Tcp | Proto::Any);
             let planned = self
                 .rules
                 .iter()
@@ -191,7 +191,10 @@ impl Ufw {
         let keys: BTreeSet<&PortKey> = before.keys().chain(after.keys()).collect();
         let mut attrs = Vec::new();
         for k in keys {
-            let name = format!("{}/{}", k.1, k.2.label());
+            let name = match k.2 {
+                Proto::Esp => k.2.label().to_string(),
+                _ => format!("{}/{}", k.1, k.2.label()),
+            };
             let (b, a) = (from_list(before.get(k)), from_list(after.get(k)));
             let comment = add.iter().any(|(r, _)| r.port == k.1 && r.proto == k.2);
             attrs.push(if b != a {

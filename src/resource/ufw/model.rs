@@ -13,6 +13,9 @@ pub enum Proto {
     Udp,
     /// Both: UFW writes one rule for tcp and one for udp.
     Any,
+    /// IPsec's encapsulated payloads (IP protocol 50), which carry Swarm's
+    /// encrypted overlay networks between nodes; no ports.
+    Esp,
 }
 
 impl Proto {
@@ -21,6 +24,7 @@ impl Proto {
             "tcp" => Ok(Proto::Tcp),
             "udp" => Ok(Proto::Udp),
             "any" => Ok(Proto::Any),
+            "esp" => Ok(Proto::Esp),
             other => Err(format!(
                 "`{other}` is not a protocol: write tcp, udp or any"
             )),
@@ -33,6 +37,7 @@ impl Proto {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
             Proto::Any => "any",
+            Proto::Esp => "esp",
         }
     }
 
@@ -49,6 +54,7 @@ impl Proto {
             Proto::Tcp => &[Proto::Tcp],
             Proto::Udp => &[Proto::Udp],
             Proto::Any => &[Proto::Tcp, Proto::Udp],
+            Proto::Esp => &[Proto::Esp],
         }
     }
 }
@@ -191,9 +197,14 @@ pub fn port_covers(spec: &str, port: u16) -> bool {
     }
 }
 
-/// Sorts ports numerically, ranges by their first port.
+/// Sorts ports numerically, ranges by their first port, and a protocol
+/// without ports (ESP, port `any`) last.
 fn port_order(spec: &str) -> u16 {
-    spec.split(':').next().unwrap_or("").parse().unwrap_or(0)
+    spec.split(':')
+        .next()
+        .unwrap_or("")
+        .parse()
+        .unwrap_or(u16::MAX)
 }
 
 /// Orders a plan's lines by port number, then protocol.
@@ -240,11 +251,10 @@ impl Rule {
         if self.proto != Proto::Any {
             sh.push_str(&format!(" proto {}", self.proto.as_str()));
         }
-        sh.push_str(&format!(
-            " from {} to any port {}",
-            self.from.ufw(),
-            self.port
-        ));
+        sh.push_str(&format!(" from {} to any", self.from.ufw()));
+        if self.proto != Proto::Esp {
+            sh.push_str(&format!(" port {}", self.port));
+        }
         if let Some(c) = &self.comment {
             sh.push_str(&format!(" comment {}", q(c)));
         }

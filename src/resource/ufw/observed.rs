@@ -105,7 +105,7 @@ impl Tuple {
             && self.sport == "any"
             && self.dapp.is_none()
             && self.sapp.is_none()
-            && self.dport != "any";
+            && (self.dport != "any") != (self.proto == "esp");
         if !plain {
             return None;
         }

@@ -171,3 +171,32 @@ fn sources_and_ports_are_checked_and_written_as_ufw_writes_them() {
     }
     assert!(port_covers("8000:8100", 8022) && !port_covers("22", 2222));
 }
+
+/// ESP has no ports: ufw 0.36.2 writes `ufw allow proto esp from 10.0.0.1 to any` as the
+/// tuple below (tried on an Ubuntu 24.04 lab image with `--dry-run`).
+#[test]
+fn an_esp_rule_is_written_and_read_back_as_one_slipway_plans() {
+    let r = Rule {
+        port: "any".into(),
+        proto: Proto::Esp,
+        from: Source::Net("10.0.0.1".into()),
+        comment: Some("slipway: swarm".into()),
+    };
+    assert_eq!(
+        r.add_command(),
+        "ufw allow proto esp from 10.0.0.1 to any comment 'slipway: swarm'"
+    );
+    let t = Tuple::parse(
+        Family::V4,
+        "allow esp any 0.0.0.0/0 any 10.0.0.1 in comment=736c69707761793a20737761726d",
+    )
+    .unwrap();
+    assert_eq!(t.simple(), Some(r.key()));
+    assert_eq!(
+        t.delete_command(),
+        "ufw delete allow in proto esp from 10.0.0.1 to any"
+    );
+    // A port-less rule of another protocol is not one of slipway's.
+    let t = Tuple::parse(Family::V4, "allow tcp any 0.0.0.0/0 any 10.0.0.1 in").unwrap();
+    assert_eq!(t.simple(), None);
+}
