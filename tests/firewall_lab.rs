@@ -25,6 +25,8 @@ docker_storage_driver = "vfs"
 deploy_user = ""
 firewall_rules = [{{ port = "80", comment = "web" }}]
 firewall_docker_published = [{{ port = "8080", proto = "tcp", from = "{published_from}" }}]
+# No monitoring stack here, and 8080 is cAdvisor's port: the exporters' rules stay out.
+firewall_monitoring_exporters = false
 "#
     )
 }
@@ -161,8 +163,7 @@ fn firewall_converges_and_published_ports_obey_it() {
             "80/tcp ALLOW Anywhere # web".to_string(),
             "80/tcp (v6) ALLOW Anywhere (v6) # web".to_string(),
         ];
-        // ESP carries the encrypted overlay networks; it has no port.
-        let mut ports = vec!["7946/tcp", "7946/udp", "4789/udp", "Anywhere/esp"];
+        let mut ports = vec!["7946/tcp", "7946/udp", "4789/udp"];
         if i == 0 {
             ports.push("2377/tcp");
         }
@@ -170,6 +171,10 @@ fn firewall_converges_and_published_ports_obey_it() {
             for peer in &peers {
                 want.push(format!("{port} ALLOW {peer} # slipway: swarm"));
             }
+        }
+        // ESP carries the encrypted overlay networks; it has no port.
+        for peer in &peers {
+            want.push(format!("Anywhere ALLOW {peer}/esp # slipway: swarm"));
         }
         want.sort();
         let (status, rules) = ufw_status(&lab, i);
