@@ -9,32 +9,16 @@ use std::path::Path;
 use std::time::Instant;
 
 use common::lab::{Lab, LabOs};
-use common::run::{Project, Run, run, slipway};
+use common::run::{Project, Run, on, run, site_playbook, slipway};
 
 /// A manager and a worker in the shape of inventories/lab.toml. The
 /// monitoring stack publishes its ports: declared, as docs/roles-monitoring.md
 /// says to.
 fn inventory(lab: &Lab) -> String {
-    let mut s = format!(
-        "[defaults]\nuser = \"deploy\"\nbecome = \"sudo\"\nidentity_file = \"{key}\"\nknown_hosts = \"{kh}\"\n\n\
-         [vars]\ndeploy_key_files = [\"{key}.pub\"]\ndocker_source = \"distribution\"\ndocker_storage_driver = \"vfs\"\n\
-         monitoring_resolve_image = \"never\"\n\
-         firewall_docker_published = [{{ port = 3001 }}, {{ port = 9090 }}, {{ port = 3100 }}, {{ port = 9100 }}, {{ port = 8080 }}]\n",
-        key = lab.key.display(),
-        kh = lab.known_hosts.display(),
-    );
-    for (i, h) in lab.hosts.iter().enumerate() {
-        let group = if i == 0 { "managers" } else { "workers" };
-        s.push_str(&format!(
-            "\n[hosts.{}]\naddress = \"{}\"\ngroups = [\"{group}\"]\n",
-            h.name, h.ip
-        ));
-    }
-    s
-}
-
-fn site() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/site.toml"))
+    lab.deploy_inventory(
+        "monitoring_resolve_image = \"never\"\n\
+         firewall_docker_published = [{ port = 3001 }, { port = 9090 }, { port = 3100 }, { port = 9100 }, { port = 8080 }]",
+    )
 }
 
 fn audit(p: &Project, inv: &Path, extra: &[&str]) -> Run {
@@ -42,7 +26,7 @@ fn audit(p: &Project, inv: &Path, extra: &[&str]) -> Run {
         .args(["audit", "-i"])
         .arg(inv)
         .arg("--playbook")
-        .arg(site())
+        .arg(site_playbook())
         .args(extra))
 }
 
@@ -63,10 +47,12 @@ fn audit_names_out_of_band_changes_and_changes_nothing() {
     let lab = Lab::start_os("audit", 2, LabOs::Ubuntu);
     let p = Project::new();
     let inv = p.write("inventory.toml", &inventory(&lab));
-    run(slipway(p.dir.path())
-        .args(["apply", "--user", "root", "--yes", "-i"])
-        .arg(&inv)
-        .arg(site()))
+    on(
+        &p,
+        &inv,
+        site_playbook(),
+        &["apply", "--user", "root", "--yes"],
+    )
     .expect(0);
     // apt's lists come from the mirror at converge time: the audit counts the
     // security updates they hold, so the hosts take them first.
@@ -118,11 +104,7 @@ fn audit_names_out_of_band_changes_and_changes_nothing() {
         let written = written_since(&lab, i, "/run/audit-marker");
         assert_eq!(written, "", "the audit wrote on host {i}");
     }
-    run(slipway(p.dir.path())
-        .args(["plan", "--detailed-exitcode", "-i"])
-        .arg(&inv)
-        .arg(site()))
-    .expect(0);
+    on(&p, &inv, site_playbook(), &["plan", "--detailed-exitcode"]).expect(0);
 
     // Out of band, on the manager: a port published by Docker that nobody
     // declared (a Swarm service: a container on a bridge network cannot start

@@ -9,7 +9,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::lab::{Lab, LabOs};
-use common::run::{Project, Run, run, slipway};
+use common::run::{Project, Run, on};
 
 fn playbook(published_from: &str) -> String {
     format!(
@@ -32,12 +32,7 @@ firewall_monitoring_exporters = false
 }
 
 fn slipway_run(lab: &Lab, p: &Project, args: &[&str]) -> Run {
-    run(slipway(p.dir.path())
-        .arg(args[0])
-        .arg("-i")
-        .arg(&lab.inventory)
-        .arg(p.path("playbook.toml"))
-        .args(&args[1..]))
+    on(p, &lab.inventory, &p.path("playbook.toml"), args)
 }
 
 /// The lines of the plan printed for one host.

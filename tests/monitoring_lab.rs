@@ -11,22 +11,13 @@ use std::time::{Duration, Instant};
 
 use common::lab::{Lab, LabOs};
 use common::registry::LabRegistry;
-use common::run::{Project, Run, run, slipway};
+use common::run::{Project, Run, on, site_playbook};
 
 const POSTGRES_PASSWORD: &str = "pg-lab-Secret-17";
-const REGISTRY_SERVICES: &[&str] = &["grafana", "loki", "alloy", "cadvisor"];
-
-fn site() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/site.toml"))
-}
+const DISABLED: &[&str] = &["grafana", "loki", "alloy", "cadvisor"];
 
 fn go(p: &Project, inventory: &Path, args: &[&str]) -> Run {
-    run(slipway(p.dir.path())
-        .args(&args[..1])
-        .arg("-i")
-        .arg(inventory)
-        .arg(site())
-        .args(&args[1..]))
+    on(p, inventory, site_playbook(), args)
 }
 
 /// A TOML basic string.
@@ -36,10 +27,8 @@ fn toml_str(s: &str) -> String {
 
 fn inventory(lab: &Lab, reg: &LabRegistry, receiver: &str) -> String {
     let img = |n: &str| toml_str(&reg.image(n));
-    let mut s = format!(
-        "[defaults]\nuser = \"deploy\"\nbecome = \"sudo\"\nidentity_file = \"{key}\"\nknown_hosts = \"{kh}\"\n\n\
-         [vars]\ndeploy_key_files = [\"{key}.pub\"]\ndocker_source = \"distribution\"\ndocker_storage_driver = \"vfs\"\n\
-         swarm_networks = [{{ name = \"backend\", encrypted = false }}]\n\
+    lab.deploy_inventory(&format!(
+        "swarm_networks = [{{ name = \"backend\", encrypted = false }}]\n\
          ca_certificates = {{ lab = {ca} }}\n\
          docker_registries = [{{ address = {addr}, ca = {ca}, username = {user}, password = {{ secret = true, value = {pw} }} }}]\n\
          monitoring_images = {{ prometheus = {prom}, alertmanager = {am}, node_exporter = {ne}, postgres_exporter = {pe} }}\n\
@@ -52,8 +41,6 @@ fn inventory(lab: &Lab, reg: &LabRegistry, receiver: &str) -> String {
          monitoring_postgres_exporter = true\nmonitoring_postgres_host = \"labdb\"\nmonitoring_postgres_user = \"postgres\"\n\
          monitoring_postgres_network = \"backend\"\n\
          monitoring_postgres_password = {{ secret = true, value = {pgpw} }}\n",
-        key = lab.key.display(),
-        kh = lab.known_hosts.display(),
         ca = toml_str(&reg.ca_pem),
         addr = toml_str(&reg.address),
         user = toml_str(&reg.username),
@@ -62,22 +49,14 @@ fn inventory(lab: &Lab, reg: &LabRegistry, receiver: &str) -> String {
         am = img("alertmanager"),
         ne = img("node-exporter"),
         pe = img("postgres-exporter"),
-        disabled = REGISTRY_SERVICES,
+        disabled = DISABLED,
         hook = toml_str(receiver),
         pgpw = toml_str(POSTGRES_PASSWORD),
-    );
-    for (i, h) in lab.hosts.iter().enumerate() {
-        let group = if i == 0 { "managers" } else { "workers" };
-        s.push_str(&format!(
-            "\n[hosts.{}]\naddress = \"{}\"\ngroups = [\"{group}\"]\n",
-            h.name, h.ip
-        ));
-    }
-    s
+    ))
 }
 
-/// Polls `probe` every 2 s until it returns `Some`, or panics after `limit` with the last
-/// thing it saw.
+/// Polls `probe` every 2 s until it returns `Ok`, or panics after `limit` with the last
+/// thing it saw (its `Err`).
 fn wait_for<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
     let start = Instant::now();
     loop {
@@ -209,7 +188,7 @@ fn the_monitoring_stack_runs_scrapes_every_node_and_delivers_an_alert() {
         if ok { Ok(()) } else { Err(format!("{now:?}")) }
     });
     let names: Vec<String> = services(&lab).into_iter().map(|(n, _)| n).collect();
-    for disabled in REGISTRY_SERVICES {
+    for disabled in DISABLED {
         assert!(
             !names.contains(&format!("monitoring_{disabled}")),
             "{names:?}"

@@ -6,7 +6,7 @@
 mod common;
 
 use common::lab::{Lab, LabOs};
-use common::run::{Project, Run, run, slipway};
+use common::run::{Project, Run, on};
 
 const PLAYBOOK: &str = r#"
 [[play]]
@@ -16,12 +16,7 @@ roles = ["os_hardening"]
 "#;
 
 fn go(lab: &Lab, p: &Project, args: &[&str]) -> Run {
-    run(slipway(p.dir.path())
-        .arg(args[0])
-        .arg("-i")
-        .arg(&lab.inventory)
-        .arg(p.path("playbook.toml"))
-        .args(&args[1..]))
+    on(p, &lab.inventory, &p.path("playbook.toml"), args)
 }
 
 /// The ids of the changes planned for the only host, from a JSON plan.

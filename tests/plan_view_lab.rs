@@ -6,7 +6,7 @@
 mod common;
 
 use common::lab::Lab;
-use common::run::{Project, Run, run, slipway};
+use common::run::{Project, Run, on, run, slipway};
 use slipway::render::diff::{CREATED_LINES_MAX, HEAD_LINES};
 
 const SECRET: &str = "plan-view-Secret-7Hq2";
@@ -52,12 +52,10 @@ fn project() -> Project {
 }
 
 fn go(lab: &Lab, p: &Project, command: &str, extra: &[&str]) -> Run {
-    let r = run(slipway(p.dir.path())
-        .arg(command)
-        .arg("-i")
-        .arg(&lab.inventory)
-        .arg(p.path("playbook.toml"))
-        .args(extra));
+    let args: Vec<&str> = std::iter::once(command)
+        .chain(extra.iter().copied())
+        .collect();
+    let r = on(p, &lab.inventory, &p.path("playbook.toml"), &args);
     assert!(!r.all().contains(SECRET), "the secret leaked:\n{}", r.all());
     r
 }

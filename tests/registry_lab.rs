@@ -10,7 +10,7 @@ mod common;
 
 use common::lab::{Lab, LabOs};
 use common::registry::LabRegistry;
-use common::run::{Project, Run, run, slipway};
+use common::run::{Project, Run, on};
 
 const PASSWORD_FILE: &str = "registry-password";
 
@@ -55,12 +55,7 @@ roles = ["swarm"]
 }
 
 fn slipway_run(lab: &Lab, p: &Project, args: &[&str]) -> Run {
-    run(slipway(p.dir.path())
-        .arg(args[0])
-        .arg("-i")
-        .arg(&lab.inventory)
-        .arg(p.path("playbook.toml"))
-        .args(&args[1..]))
+    on(p, &lab.inventory, &p.path("playbook.toml"), args)
 }
 
 fn assert_hidden(what: &str, text: &str, password: &str) {

@@ -6,46 +6,27 @@ mod common;
 use std::path::Path;
 
 use common::lab::{Lab, LabOs};
-use common::run::{Project, Run, run, slipway};
+use common::run::{Project, Run, on, site_playbook};
 
-/// An inventory for `lab` in the shape of inventories/lab.toml: the deploy user
-/// with sudo, keys from the lab's key pair.
+/// The lab's inventory with the site playbook's variables; the second host
+/// carries the `db` node label.
 fn inventory(lab: &Lab, extra_vars: &str) -> String {
-    let mut s = format!(
-        "[defaults]\nuser = \"deploy\"\nbecome = \"sudo\"\nidentity_file = \"{key}\"\nknown_hosts = \"{kh}\"\n\n\
-         [vars]\ndeploy_key_files = [\"{key}.pub\"]\ndocker_source = \"distribution\"\ndocker_storage_driver = \"vfs\"\n\
-         swarm_networks = [{{ name = \"backend\", encrypted = true }}]\n\
+    let mut s = lab.deploy_inventory(&format!(
+        "swarm_networks = [{{ name = \"backend\", encrypted = true }}]\n\
          grafana_admin_password = {{ secret = true, value = \"{GRAFANA_PASSWORD}\" }}\n\
-         monitoring_resolve_image = \"never\"\n{extra_vars}\n",
-        key = lab.key.display(),
-        kh = lab.known_hosts.display(),
-    );
-    for (i, h) in lab.hosts.iter().enumerate() {
-        let group = if i == 0 { "managers" } else { "workers" };
-        s.push_str(&format!(
-            "\n[hosts.{}]\naddress = \"{}\"\ngroups = [\"{group}\"]\n",
-            h.name, h.ip
-        ));
-        if i == 1 {
-            s.push_str("vars = { swarm_node_labels = { db = \"true\" } }\n");
-        }
-    }
+         monitoring_resolve_image = \"never\"\n{extra_vars}"
+    ));
+    s.push_str(&format!(
+        "\n[hosts.{}.vars]\nswarm_node_labels = {{ db = \"true\" }}\n",
+        lab.hosts[1].name
+    ));
     s
 }
 
 const GRAFANA_PASSWORD: &str = "grafana-lab-Secret-42";
 
-fn site() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/site.toml"))
-}
-
 fn go(p: &Project, inventory: &Path, args: &[&str]) -> Run {
-    run(slipway(p.dir.path())
-        .args(&args[..1])
-        .arg("-i")
-        .arg(inventory)
-        .arg(site())
-        .args(&args[1..]))
+    on(p, inventory, site_playbook(), args)
 }
 
 #[test]
@@ -260,11 +241,8 @@ fn a_hardening_change_that_would_lock_out_is_rolled_back() {
         "[[play]]\nhosts = \"all\"\nroles = [\"deploy_user\", \"ssh_hardening\"]\n\
          [[play.resources]]\ntype = \"command\"\nname = \"a later step that fails\"\nrun = \"exit 3\"\n",
     );
-    let r = run(slipway(p.dir.path())
-        .args(["apply", "--user", "root", "--yes", "-i"])
-        .arg(&inv)
-        .arg(p.path("harden.toml")))
-    .expect(1);
+    let harden = p.path("harden.toml");
+    let r = on(&p, &inv, &harden, &["apply", "--user", "root", "--yes"]).expect(1);
     let msg = r.all();
     assert!(msg.contains("a new login as deploy@"), "{msg}");
     assert!(msg.contains("the previous settings were restored"), "{msg}");

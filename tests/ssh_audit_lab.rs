@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::lab::{Lab, LabOs};
-use common::run::{Project, Run, run, slipway};
+use common::run::{Project, Run, on};
 
 const POLICY: &str = "Hardened Ubuntu Server 24.04 LTS (version 2)";
 /// The one warning allowed, on key exchanges only (see docs/security.md).
@@ -79,12 +79,7 @@ fn inventory(lab: &Lab, known_hosts: &Path) -> String {
 }
 
 fn go(p: &Project, inventory: &Path, args: &[&str]) -> Run {
-    run(slipway(p.dir.path())
-        .arg(args[0])
-        .arg("-i")
-        .arg(inventory)
-        .arg(p.path("harden.toml"))
-        .args(&args[1..]))
+    on(p, inventory, &p.path("harden.toml"), args)
 }
 
 /// The SHA256 fingerprint of a host key file on the host.

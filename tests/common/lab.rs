@@ -376,6 +376,27 @@ impl Lab {
         let out = self.exec(i, cmd);
         checked(&format!("docker exec {} {cmd:?}", self.host(i).name), out)
     }
+
+    /// An inventory of every host in the shape of inventories/lab.toml: the deploy
+    /// user with sudo and the lab's key, the first host a manager and the others
+    /// workers, with Docker as the lab runs it and `vars` added to `[vars]`. A first
+    /// converge connects with `--user root`.
+    pub fn deploy_inventory(&self, vars: &str) -> String {
+        let mut s = format!(
+            "[defaults]\nuser = \"deploy\"\nbecome = \"sudo\"\nidentity_file = \"{key}\"\nknown_hosts = \"{kh}\"\n\n\
+             [vars]\ndeploy_key_files = [\"{key}.pub\"]\ndocker_source = \"distribution\"\ndocker_storage_driver = \"vfs\"\n{vars}\n",
+            key = self.key.display(),
+            kh = self.known_hosts.display(),
+        );
+        for (i, h) in self.hosts.iter().enumerate() {
+            let group = if i == 0 { "managers" } else { "workers" };
+            s.push_str(&format!(
+                "\n[hosts.{}]\naddress = \"{}\"\ngroups = [\"{group}\"]\n",
+                h.name, h.ip
+            ));
+        }
+        s
+    }
 }
 
 fn checked(what: &str, out: Output) -> String {

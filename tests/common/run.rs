@@ -56,6 +56,21 @@ pub fn run(cmd: &mut Command) -> Run {
     cmd.output().expect("run slipway").into()
 }
 
+/// `slipway COMMAND -i INVENTORY PLAYBOOK REST...`, where `args` is COMMAND then REST.
+pub fn on(p: &Project, inventory: &Path, playbook: &Path, args: &[&str]) -> Run {
+    run(slipway(p.dir.path())
+        .arg(args[0])
+        .arg("-i")
+        .arg(inventory)
+        .arg(playbook)
+        .args(&args[1..]))
+}
+
+/// This repository's site playbook.
+pub fn site_playbook() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/site.toml"))
+}
+
 /// A project directory: playbook.toml, templates/, and whatever else a test writes.
 pub struct Project {
     pub dir: tempfile::TempDir,
