@@ -140,9 +140,18 @@ fn services(lab: &Lab) -> Vec<(String, String)> {
 }
 
 #[test]
-fn the_monitoring_stack_runs_scrapes_every_node_and_delivers_an_alert() {
+fn the_monitoring_stack_runs_scrapes_every_node_and_delivers_an_alert_on_ubuntu() {
+    the_monitoring_stack_runs_scrapes_every_node_and_delivers_an_alert(LabOs::Ubuntu);
+}
+
+#[test]
+fn the_monitoring_stack_runs_scrapes_every_node_and_delivers_an_alert_on_debian() {
+    the_monitoring_stack_runs_scrapes_every_node_and_delivers_an_alert(LabOs::Debian);
+}
+
+fn the_monitoring_stack_runs_scrapes_every_node_and_delivers_an_alert(os: LabOs) {
     let reg = LabRegistry::ensure();
-    let lab = Lab::start_os("monitoring-live", 3, LabOs::Ubuntu);
+    let lab = Lab::start_os(&format!("monitoring-{os}"), 3, os);
     let receiver = Receiver::start(&lab, &reg);
     let p = Project::new();
     let inv = p.write("inventory.toml", &inventory(&lab, &reg, &receiver.url));

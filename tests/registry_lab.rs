@@ -79,9 +79,18 @@ fn wait_for(what: &str, mut check: impl FnMut() -> (bool, String)) {
 }
 
 #[test]
-fn a_swarm_pulls_private_images_from_a_registry_with_its_own_ca() {
+fn a_swarm_pulls_private_images_from_a_registry_with_its_own_ca_on_ubuntu() {
+    a_swarm_pulls_private_images_from_a_registry_with_its_own_ca(LabOs::Ubuntu);
+}
+
+#[test]
+fn a_swarm_pulls_private_images_from_a_registry_with_its_own_ca_on_debian() {
+    a_swarm_pulls_private_images_from_a_registry_with_its_own_ca(LabOs::Debian);
+}
+
+fn a_swarm_pulls_private_images_from_a_registry_with_its_own_ca(os: LabOs) {
     let reg = LabRegistry::ensure();
-    let lab = Lab::start_os("registry", 2, LabOs::Ubuntu);
+    let lab = Lab::start_os(&format!("registry-{os}"), 2, os);
     let p = Project::new();
     p.write(PASSWORD_FILE, &format!("{}\n", reg.password));
     p.write("playbook.toml", &playbook(&reg, true));
