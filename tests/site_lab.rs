@@ -8,18 +8,20 @@ use std::path::Path;
 use common::lab::{Lab, LabOs};
 use common::run::{Project, Run, on, site_playbook};
 
-/// The lab's inventory with the site playbook's variables; the second host
-/// carries the `db` node label.
+/// The lab's inventory with the site playbook's variables; the second host,
+/// if any, carries the `db` node label.
 fn inventory(lab: &Lab, extra_vars: &str) -> String {
     let mut s = lab.deploy_inventory(&format!(
         "swarm_networks = [{{ name = \"backend\", encrypted = true }}]\n\
          grafana_admin_password = {{ secret = true, value = \"{GRAFANA_PASSWORD}\" }}\n\
          monitoring_resolve_image = \"never\"\n{extra_vars}"
     ));
-    s.push_str(&format!(
-        "\n[hosts.{}.vars]\nswarm_node_labels = {{ db = \"true\" }}\n",
-        lab.hosts[1].name
-    ));
+    if let Some(db) = lab.hosts.get(1) {
+        s.push_str(&format!(
+            "\n[hosts.{}.vars]\nswarm_node_labels = {{ db = \"true\" }}\n",
+            db.name
+        ));
+    }
     s
 }
 
