@@ -382,6 +382,9 @@ fn a_long_partition_leaves_no_stale_lock_and_no_temp_file() {
     wait_for("the slow step starts", 60, || {
         std::fs::read_to_string(&step).is_ok_and(|s| s.contains("command:slow"))
     });
+    // The host records the step before it tells slipway: a moment for that
+    // word to arrive, well within the step's 4 s, before the network goes.
+    std::thread::sleep(Duration::from_secs(1));
     let cut = Partition::start(&lab);
     let cut_at = Instant::now();
     // The file step starts writing what reached the host, then waits for more.
