@@ -184,6 +184,7 @@ impl TypedRole for Monitoring {
                 services: services.iter().map(|s| s.to_string()).collect(),
                 resolve_image: v.monitoring_resolve_image.clone(),
                 digest,
+                follow: None,
             }));
         }
         Ok(out)

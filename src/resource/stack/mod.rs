@@ -11,8 +11,15 @@
 //! (see `registry_login`) go with the services, so workers pull private
 //! images without logging in themselves.
 //!
+//! With `follow` set, the deploy then waits for Swarm to finish updating
+//! every service, and fails, naming the service, the image it tried and the
+//! task error, when Swarm rolled the update back, paused it, or did not
+//! converge in time (see [`follow`]).
+//!
 //! Deployed means: the marker written after the last successful deploy holds
 //! the digest of the stack file and every revision, and every service exists.
+
+pub mod follow;
 
 use super::swarm::API;
 use super::{Observed, Outcome, Resource};
@@ -32,6 +39,9 @@ pub struct Stack {
     pub resolve_image: String,
     /// Digest of the stack file and the revisions.
     pub digest: String,
+    /// Seconds to wait for the services to converge after the deploy; `None`:
+    /// the deploy returns once Swarm has the new specs.
+    pub follow: Option<u32>,
 }
 
 /// Where the digest of the last successful deploy is kept.
@@ -117,6 +127,14 @@ fi
             q(&self.resolve_image),
             q(&self.name)
         ));
+        if let Some(timeout) = self.follow {
+            let names: Vec<String> = self
+                .services
+                .iter()
+                .map(|svc| format!("{}_{svc}", self.name))
+                .collect();
+            s.line(follow::script(timeout, &names));
+        }
         s.line(format!(
             "printf '%s\\n' {} > {MARKER}.tmp && mv {MARKER}.tmp {MARKER}",
             q(&self.digest)
@@ -148,6 +166,7 @@ mod tests {
             services: vec!["prometheus".into(), "grafana".into()],
             resolve_image: "always".into(),
             digest: "d".repeat(64),
+            follow: None,
         }
     }
 
