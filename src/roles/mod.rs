@@ -4,6 +4,7 @@
 //! defaults under everything the user set) into resources, in order. A role's
 //! variables are one serde struct whose `Default` is the documented defaults.
 
+mod app;
 mod base;
 mod deploy_user;
 mod docker;
@@ -14,6 +15,7 @@ mod monitoring;
 mod os_hardening;
 mod registries;
 mod ssh_hardening;
+mod stack_files;
 mod swarm;
 mod sysctl;
 mod trust;
@@ -177,6 +179,7 @@ static ROLES: &[&dyn Role] = &[
     &swarm::SwarmCluster,
     &monitoring::MonitoringNode,
     &monitoring::Monitoring,
+    &app::App,
 ];
 
 pub fn lookup(name: &str) -> Option<&'static dyn Role> {

@@ -13,13 +13,12 @@ mod vars;
 
 use serde_json::json;
 
+use super::stack_files::{StackFiles, directory};
 use super::{RoleContext, TypedRole, config_file};
 use crate::diag::{InputError, InputResult};
+use crate::resource::Resource;
 use crate::resource::command::Command;
-use crate::resource::directory::Directory;
-use crate::resource::fsattr::FsAttrs;
 use crate::resource::stack::Stack;
-use crate::resource::{Presence, Resource};
 pub use vars::{NodeVars, Vars};
 
 pub struct Monitoring;
@@ -110,65 +109,44 @@ impl TypedRole for Monitoring {
             "shipped_logs_dir": v.app_log_dir().1,
             "postgres_exporter_targets": postgres_targets,
         });
-        let mut out: Vec<Box<dyn Resource>> = vec![
-            Box::new(directory(dir, 0o755)),
-            Box::new(directory(&format!("{dir}/secrets"), 0o700)),
-        ];
-        let mut revisions = Vec::new();
-        let mut stack_configs = Vec::new();
-        let mut stack_secrets = Vec::new();
+        let mut files = StackFiles::default();
+        files.resources.push(Box::new(directory(dir, 0o755)));
+        files
+            .resources
+            .push(Box::new(directory(&format!("{dir}/secrets"), 0o700)));
         let rendered = CONFIGS
             .iter()
             .filter(|(_, _, needs)| needs.iter().all(|s| v.runs(s)))
-            .map(|(path, key, _)| (*path, *key, 0o644))
+            .map(|(path, key, _)| (*path, *key, false))
             .chain(
                 v.runs("alertmanager")
-                    .then_some((ALERTMANAGER_YML, "alertmanager_yml", 0o600)),
+                    .then_some((ALERTMANAGER_YML, "alertmanager_yml", true)),
             );
-        for (path, key, mode) in rendered {
+        for (path, key, secret) in rendered {
             let template = format!("monitoring/{path}.j2");
             let text = ctx.render(&template, extra.clone())?;
             check_syntax(&template, path, &text)?;
-            revisions.push((env_var(key), revision(text.as_bytes())));
-            let entry = json!({"key": key, "file": path, "env": env_var(key)});
-            if mode == 0o600 {
-                stack_secrets.push(entry);
+            if secret {
+                files.secret_file(dir, key, path, text);
             } else {
-                stack_configs.push(entry);
+                files.config(dir, key, path, text);
             }
-            out.push(Box::new(config_file(&format!("{dir}/{path}"), text, mode)));
         }
         for (key, value) in v.secrets() {
-            stack_secrets
-                .push(json!({"key": key, "file": format!("secrets/{key}"), "env": env_var(key)}));
-            let path = format!("{dir}/secrets/{key}");
+            let file = format!("secrets/{key}");
             match value {
-                Some(value) => {
-                    revisions.push((env_var(key), revision(value.as_bytes())));
-                    let mut file = config_file(&path, value, 0o600);
-                    file.sensitive = true;
-                    out.push(Box::new(file));
-                }
-                None => {
-                    // Made once on the host and never changed: one revision for good.
-                    revisions.push((env_var(key), "generated".into()));
-                    out.push(Box::new(generated_password(&path)));
-                }
+                Some(value) => files.secret(dir, key, &file, value),
+                None => files.generated_secret(dir, key, &file),
             }
         }
         let template = "monitoring/stack.yml.j2";
         let mut stack_vars = extra;
-        stack_vars["stack_configs"] = json!(stack_configs);
-        stack_vars["stack_secrets"] = json!(stack_secrets);
+        stack_vars["stack_configs"] = json!(files.configs);
+        stack_vars["stack_secrets"] = json!(files.secrets);
         let stack = ctx.render(template, stack_vars)?;
         check_syntax(template, "stack.yml", &stack)?;
-        let digest = {
-            let mut all = stack.clone();
-            for (var, rev) in &revisions {
-                all.push_str(&format!("\n{var}={rev}"));
-            }
-            crate::digest::sha256_hex(all.as_bytes())
-        };
+        let digest = files.digest(&stack);
+        let mut out = files.resources;
         out.push(Box::new(config_file(
             &format!("{dir}/stack.yml"),
             stack,
@@ -180,7 +158,7 @@ impl TypedRole for Monitoring {
             out.push(Box::new(Stack {
                 name: v.monitoring_stack.clone(),
                 dir: dir.to_string(),
-                revisions,
+                revisions: files.revisions,
                 services: services.iter().map(|s| s.to_string()).collect(),
                 resolve_image: v.monitoring_resolve_image.clone(),
                 digest,
@@ -215,38 +193,6 @@ impl TypedRole for MonitoringNode {
         };
         Ok(vec![Box::new(directory(dir, 0o755)), Box::new(journal)])
     }
-}
-
-/// A random password made on the host, for a secret the user did not set: it
-/// never leaves the host (`sudo cat PATH` shows it there).
-fn generated_password(path: &str) -> Command {
-    Command {
-        name: format!("generate a password into {path}"),
-        run: format!(
-            "umask 077; tr -dc A-Za-z0-9 </dev/urandom | head -c 32 >{p}.tmp && mv {p}.tmp {p}",
-            p = crate::shell::q(path)
-        ),
-        creates: Some(path.to_string()),
-        unless: None,
-        notify: Vec::new(),
-    }
-}
-
-fn directory(path: &str, mode: u32) -> Directory {
-    Directory {
-        path: path.to_string(),
-        state: Presence::Present,
-        attrs: FsAttrs::root(mode),
-    }
-}
-
-/// `prometheus_yml` -> `PROMETHEUS_YML_REV`, the variable the stack file names it with.
-fn env_var(key: &str) -> String {
-    format!("{}_REV", key.to_ascii_uppercase())
-}
-
-fn revision(content: &[u8]) -> String {
-    crate::digest::sha256_hex(content)[..12].to_string()
 }
 
 /// A rendered YAML or JSON file must parse; the error names the template.
