@@ -103,7 +103,7 @@ impl TypedRole for App {
         let mut out = files.resources;
         out.push(Box::new(config_file(
             &format!("{dir}/stack.yml"),
-            stack,
+            stack.clone(),
             0o644,
         )));
         if v.app_deploy && super::swarm::leader(&v.swarm_managers_group, ctx)?.name == ctx.host.name
@@ -111,6 +111,7 @@ impl TypedRole for App {
             out.push(Box::new(Stack {
                 name: stack_name.to_string(),
                 dir,
+                spec: stack,
                 revisions: files.revisions,
                 services,
                 resolve_image: v.app_resolve_image.clone(),

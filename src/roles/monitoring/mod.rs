@@ -149,7 +149,7 @@ impl TypedRole for Monitoring {
         let mut out = files.resources;
         out.push(Box::new(config_file(
             &format!("{dir}/stack.yml"),
-            stack,
+            stack.clone(),
             0o644,
         )));
         if v.monitoring_deploy
@@ -158,6 +158,7 @@ impl TypedRole for Monitoring {
             out.push(Box::new(Stack {
                 name: v.monitoring_stack.clone(),
                 dir: dir.to_string(),
+                spec: stack,
                 revisions: files.revisions,
                 services: services.iter().map(|s| s.to_string()).collect(),
                 resolve_image: v.monitoring_resolve_image.clone(),
