@@ -4,8 +4,9 @@ use std::fmt::Write;
 
 use super::{Palette, plural};
 use crate::engine::{HostReport, StepStatus};
-use crate::plan::change::Action;
+use crate::plan::change::{Action, Attr};
 use crate::plan::{HostPlan, Plan};
+use crate::resource::stack::services::split_attr;
 
 pub struct Human {
     pub palette: Palette,
@@ -101,14 +102,12 @@ impl Human {
                 Action::Run => p.cyan(&sym),
             };
             writeln!(out, "  {sym} {}  {}", p.bold(&c.resource), c.summary).ok();
-            for a in &c.attrs {
-                let line = match (&a.from, &a.to) {
-                    (Some(f), Some(t)) => format!("{}: {f} -> {t}", a.name),
-                    (None, Some(t)) => format!("{}: {t}", a.name),
-                    (Some(f), None) => format!("{}: {f} -> (none)", a.name),
-                    (None, None) => a.name.clone(),
-                };
-                writeln!(out, "      {}", p.dim(&line)).ok();
+            if c.resource.starts_with("stack:") {
+                stack_attrs(out, p, &c.attrs);
+            } else {
+                for a in &c.attrs {
+                    writeln!(out, "      {}", p.dim(&attr_line(&a.name, a))).ok();
+                }
             }
             if let Some(d) = &c.diff {
                 self.diff(out, d);
@@ -237,6 +236,56 @@ fn shorten(reason: &str) -> String {
     }
 }
 
+fn attr_line(name: &str, a: &Attr) -> String {
+    match (&a.from, &a.to) {
+        (Some(f), Some(t)) => format!("{name}: {f} -> {t}"),
+        (None, Some(t)) => format!("{name}: {t}"),
+        (Some(f), None) => format!("{name}: {f} -> (none)"),
+        (None, None) => name.to_string(),
+    }
+}
+
+/// A stack's attrs under a line per service (`api`, `web: added`), one field
+/// a line, digests shortened to 12 digits as `docker` shows image IDs.
+fn stack_attrs(out: &mut String, p: &Palette, attrs: &[Attr]) {
+    let mut current = None;
+    for a in attrs {
+        let Some((service, field)) = split_attr(a) else {
+            writeln!(out, "      {}", p.dim(&attr_line(&a.name, a))).ok();
+            current = None;
+            continue;
+        };
+        if field.is_empty() {
+            writeln!(out, "      {}", p.dim(&attr_line(service, a))).ok();
+        } else {
+            if current != Some(service) {
+                writeln!(out, "      {}", p.dim(&format!("{service}:"))).ok();
+            }
+            let short = Attr {
+                from: a.from.as_deref().map(short_digests),
+                to: a.to.as_deref().map(short_digests),
+                ..a.clone()
+            };
+            writeln!(out, "        {}", p.dim(&attr_line(field, &short))).ok();
+        }
+        current = Some(service);
+    }
+}
+
+/// `app:1.0@sha256:4f7c86c48a34...` -> `app:1.0@sha256:4f7c86c48a34`.
+fn short_digests(text: &str) -> String {
+    let mut out = String::new();
+    let mut parts = text.split("@sha256:");
+    out.push_str(parts.next().unwrap_or_default());
+    for part in parts {
+        let hex = part.chars().take_while(char::is_ascii_hexdigit).count();
+        out.push_str("@sha256:");
+        out.push_str(&part[..hex.min(12)]);
+        out.push_str(&part[hex..]);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,5 +371,32 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("web2 (192.0.2.2) [1 remote command]"), "{out}");
+    }
+
+    #[test]
+    fn a_stacks_attrs_are_grouped_by_service() {
+        let attr = |n: &str, f: Option<&str>, t: Option<&str>| Attr::new(n, f, t);
+        let digest = "4f7c86c48a3466baef0b01ec3d72c942fd03ecdf1e5cb410d6946fc303c250ef";
+        let mut p = plan();
+        p.hosts[0].changes[0].change =
+            Change::new("stack:demo".into(), Action::Update, "update stack demo").with_attrs(vec![
+                attr(
+                    "api.image",
+                    Some(&format!("app:1.0@sha256:{digest}")),
+                    Some("app:1.1"),
+                ),
+                attr("api.env.LOG", None, Some("debug")),
+                attr("web", None, Some("added")),
+                attr("web.image", None, Some("nginx")),
+                attr("revision", Some("abc"), Some("def")),
+            ]);
+        let out = Human {
+            palette: Palette { on: false },
+            verbose: false,
+            full_diff: false,
+        }
+        .plan(&p);
+        let want = "      api:\n        image: app:1.0@sha256:4f7c86c48a34 -> app:1.1\n        env.LOG: debug\n      web: added\n        image: nginx\n      revision: abc -> def\n";
+        assert!(out.contains(want), "{out}");
     }
 }

@@ -115,7 +115,7 @@ pub const STACK: Kind = Kind {
     name: "stack",
     doc: "A Docker Swarm stack deployed from a stack file on the leader.",
     manages: "nothing (its files are `file` resources)",
-    probe: "the marker of the last deploy and the stack's services",
+    probe: "the marker of the last deploy, the stack's services (Docker's API), and the registry's digest of each image tag no service runs yet",
     build: None,
 };
 

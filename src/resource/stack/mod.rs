@@ -290,7 +290,10 @@ mod tests {
         let changed = plan(&running("abc")).change.unwrap();
         assert_eq!(changed.action, Action::Update);
         assert_eq!(changed.summary, "update stack demo");
-        assert_eq!(changed.attrs, [Attr::new("revision", Some("abc"), Some("dddddddddddd"))]);
+        assert_eq!(
+            changed.attrs,
+            [Attr::new("revision", Some("abc"), Some("dddddddddddd"))]
+        );
     }
 
     #[test]
@@ -303,7 +306,11 @@ mod tests {
             changed.summary,
             "update stack demo: add web; change api; remove worker"
         );
-        let image = changed.attrs.iter().find(|a| a.name == "api.image").unwrap();
+        let image = changed
+            .attrs
+            .iter()
+            .find(|a| a.name == "api.image")
+            .unwrap();
         assert_eq!(
             image.to.as_deref(),
             Some("slipway-registry.test:5443/lab/app:1.1@sha256:2385")
@@ -321,11 +328,14 @@ mod tests {
     fn the_fingerprint_ignores_what_changes_while_the_services_do_not() {
         let s = stack(FIRST_STACK);
         let section = running("abc");
-        let later = section.replace("2026-11-30T07:25:29", "2026-12-01T00:00:00")
-            + "\ndigest x=sha256:1\n";
+        let later =
+            section.replace("2026-11-30T07:25:29", "2026-12-01T00:00:00") + "\ndigest x=sha256:1\n";
         assert_ne!(section, later);
         assert_eq!(s.stable(&section), s.stable(&later));
-        assert_ne!(s.stable(&section), s.stable(&section.replace("QUEUE=jobs", "QUEUE=x")));
+        assert_ne!(
+            s.stable(&section),
+            s.stable(&section.replace("QUEUE=jobs", "QUEUE=x"))
+        );
     }
 
     /// The probe's registry lookups, run by `sh` with the fixture's API
@@ -345,7 +355,12 @@ mod tests {
                 .spawn()
                 .unwrap();
             use std::io::Write;
-            child.stdin.take().unwrap().write_all(FIRST_API.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(FIRST_API.as_bytes())
+                .unwrap();
             let out = child.wait_with_output().unwrap();
             String::from_utf8(out.stdout).unwrap()
         };
@@ -368,11 +383,7 @@ mod tests {
             &plan("").change.unwrap(),
             &Observed::new("", &HostFacts::default()),
         );
-        assert!(
-            script
-                .sh
-                .contains("export APP_CONF_REV='aaaa1111'")
-        );
+        assert!(script.sh.contains("export APP_CONF_REV='aaaa1111'"));
         assert!(script.sh.contains(
             "docker stack deploy --prune --with-registry-auth --resolve-image 'always' -c stack.yml 'demo'"
         ));

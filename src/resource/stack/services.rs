@@ -37,7 +37,8 @@ pub struct Service {
     pub ports: Vec<String>,
     /// Swarm config names, sorted.
     pub configs: Vec<String>,
-    /// Swarm secret names, sorted: never their values.
+    /// Swarm secret names, sorted (shown without the digest of their value,
+    /// see [`secrets_shown`]).
     pub secrets: Vec<String>,
     /// The stack file reads variables from an `env_file`, which the plan does
     /// not read: variables only Swarm has may come from it.
@@ -107,15 +108,54 @@ pub fn diff(
                 for (field, from, to) in [
                     ("ports", &have.ports, &want.ports),
                     ("configs", &have.configs, &want.configs),
-                    ("secrets", &have.secrets, &want.secrets),
                 ] {
                     attrs.extend(differs(field, &from.join(", "), &to.join(", ")));
+                }
+                if want.secrets != have.secrets {
+                    let (from, to) = secrets_shown(&have.secrets, &want.secrets);
+                    attrs.push(attr(&format!("{name}.secrets"), from, to));
                 }
             }
             (None, None) => {}
         }
     }
     attrs
+}
+
+/// Secret names as a plan may show them: slipway's roles name a secret after
+/// a digest of its value (12 hex digits, `app_db_password_3f2a9c01d4e5`),
+/// which must not be shown, so any run of 12 or more hex digits is hidden
+/// (`app_db_password_…`); a desired secret whose value changed is marked so.
+fn secrets_shown(have: &[String], want: &[String]) -> (String, String) {
+    let from: Vec<String> = have.iter().map(|n| hide_digests(n)).collect();
+    let to: Vec<String> = want
+        .iter()
+        .map(|n| {
+            let shown = hide_digests(n);
+            if !have.contains(n) && from.contains(&shown) {
+                format!("{shown} (new value)")
+            } else {
+                shown
+            }
+        })
+        .collect();
+    (from.join(", "), to.join(", "))
+}
+
+fn hide_digests(name: &str) -> String {
+    let mut out = String::new();
+    let mut run = String::new();
+    for c in name.chars().chain(std::iter::once('_')) {
+        if c.is_ascii_hexdigit() {
+            run.push(c);
+            continue;
+        }
+        out.push_str(if run.len() >= 12 { "…" } else { &run });
+        run.clear();
+        out.push(c);
+    }
+    out.pop();
+    out
 }
 
 /// An attr whose empty side is none.
@@ -129,7 +169,8 @@ fn attr(name: &str, from: String, to: String) -> Attr {
 /// previous secret, which no redactor knows any more.
 fn env_diff(name: &str, want: &Service, have: &Service) -> Vec<Attr> {
     let redactor = crate::redact::global();
-    let keys: std::collections::BTreeSet<&String> = want.env.keys().chain(have.env.keys()).collect();
+    let keys: std::collections::BTreeSet<&String> =
+        want.env.keys().chain(have.env.keys()).collect();
     keys.into_iter()
         // Variables only Swarm has may come from an env_file the plan does not read.
         .filter(|k| want.env.contains_key(*k) || !want.env_file)

@@ -33,7 +33,9 @@ pub fn desired(spec: &str, stack: &str, vars: &[(String, String)]) -> Result<Ser
             return Err(SpecError::NoImage(name));
         }
         let deploy = svc.get("deploy");
-        let mode = deploy.and_then(|d| d.get("mode")).map_or("replicated".into(), text);
+        let mode = deploy
+            .and_then(|d| d.get("mode"))
+            .map_or("replicated".into(), text);
         let replicas = match mode.as_str() {
             "replicated" => deploy
                 .and_then(|d| d.get("replicas"))
@@ -142,7 +144,11 @@ fn ports(entry: &Value) -> Vec<String> {
     let (spec, protocol) = short.split_once('/').unwrap_or((&short, "tcp"));
     let parts: Vec<&str> = spec.split(':').collect();
     let target = parts[parts.len() - 1];
-    let published = if parts.len() >= 2 { parts[parts.len() - 2] } else { "" };
+    let published = if parts.len() >= 2 {
+        parts[parts.len() - 2]
+    } else {
+        ""
+    };
     let (targets, published) = (range(target), range(published));
     targets
         .iter()
@@ -188,7 +194,11 @@ fn interpolate_all(v: &mut Value, vars: &[(String, String)]) {
 /// Compose's variable syntax: `$$` is a `$`; `$VAR`, `${VAR}`, and `${VAR:-default}`,
 /// `${VAR-default}`, `${VAR:?message}`, `${VAR?message}`, `${VAR:+other}`, `${VAR+other}`.
 pub(super) fn interpolate(text: &str, vars: &[(String, String)]) -> String {
-    let lookup = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let lookup = |name: &str| {
+        vars.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let name_len = |s: &str| {
         s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .unwrap_or(s.len())
@@ -207,7 +217,11 @@ pub(super) fn interpolate(text: &str, vars: &[(String, String)]) -> String {
             let set = value.is_some_and(|v| !v.is_empty());
             let word = |prefix: &str| op.strip_prefix(prefix);
             let expanded = if let Some(default) = word(":-") {
-                if set { value.unwrap_or_default() } else { default }
+                if set {
+                    value.unwrap_or_default()
+                } else {
+                    default
+                }
             } else if let Some(default) = word("-") {
                 value.unwrap_or(default)
             } else if let Some(other) = word(":+") {
@@ -221,7 +235,11 @@ pub(super) fn interpolate(text: &str, vars: &[(String, String)]) -> String {
             rest = r;
         } else {
             let n = name_len(after);
-            out.push_str(if n == 0 { "$" } else { lookup(&after[..n]).unwrap_or_default() });
+            out.push_str(if n == 0 {
+                "$"
+            } else {
+                lookup(&after[..n]).unwrap_or_default()
+            });
             rest = &after[n..];
         }
     }

@@ -59,7 +59,12 @@ fn service(spec: &Value) -> Service {
             let number = |k: &str| p[k].as_u64().map(|n| n.to_string()).unwrap_or_default();
             let protocol = p["Protocol"].as_str().unwrap_or("tcp");
             let mode = p["PublishMode"].as_str().unwrap_or("ingress");
-            port(&number("PublishedPort"), &number("TargetPort"), protocol, mode)
+            port(
+                &number("PublishedPort"),
+                &number("TargetPort"),
+                protocol,
+                mode,
+            )
         })
         .collect();
     ports.sort();

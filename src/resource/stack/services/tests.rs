@@ -60,7 +60,11 @@ fn every_field_that_changed_shows_per_service() {
         lines(&attrs),
         include_str!("../fixtures/second_over_first.attrs")
     );
-    let back = diff(&first(), &observed(SECOND_API, "demo").unwrap(), &BTreeMap::new());
+    let back = diff(
+        &first(),
+        &observed(SECOND_API, "demo").unwrap(),
+        &BTreeMap::new(),
+    );
     assert_eq!(
         lines(&back),
         include_str!("../fixtures/first_over_second.attrs")
@@ -75,13 +79,22 @@ fn a_new_tag_shows_the_registrys_digest_when_the_probe_got_it() {
     let attrs = diff(&second(), &ran, &digests);
     let image = attrs.iter().find(|a| a.name == "api.image").unwrap();
     assert_eq!(image.to.as_deref(), Some(&*format!("{new}@sha256:2385")));
-    assert!(image.from.as_deref().unwrap().contains(":1.0@sha256:4f7c86c4"));
+    assert!(
+        image
+            .from
+            .as_deref()
+            .unwrap()
+            .contains(":1.0@sha256:4f7c86c4")
+    );
 }
 
 #[test]
 fn images_compare_by_repository_and_tag() {
     assert!(same_image("app:1.0", "app:1.0@sha256:ab"));
-    assert!(same_image("nginx", "docker.io/library/nginx:latest@sha256:ab"));
+    assert!(same_image(
+        "nginx",
+        "docker.io/library/nginx:latest@sha256:ab"
+    ));
     assert!(!same_image("app:1.1", "app:1.0@sha256:ab"));
     assert!(!same_image("app:1.0@sha256:cd", "app:1.0@sha256:ab"));
     assert!(!same_image("reg:5000/app", "reg:5000/app:1.0"));
@@ -100,7 +113,11 @@ fn lookups_of(s: &Services) -> Vec<String> {
 fn a_secret_in_an_environment_value_hides_both_sides() {
     let secret = "env-secret-5c1e9b";
     crate::redact::global().add(secret);
-    let spec = |v: &str| format!("services:\n  api:\n    image: app\n    environment:\n      TOKEN: {v}\n      MODE: a\n");
+    let spec = |v: &str| {
+        format!(
+            "services:\n  api:\n    image: app\n    environment:\n      TOKEN: {v}\n      MODE: a\n"
+        )
+    };
     let ran = desired(&spec("old-token"), "s", &[]).unwrap();
     let want = desired(&spec(secret), "s", &[]).unwrap();
     let attrs = diff(&want, &ran, &BTreeMap::new());
@@ -117,8 +134,14 @@ fn environment_lists_maps_and_env_files() {
     assert_eq!(env, ["E=", "N=2", "T=true"]);
     // Variables Swarm has beyond the file's may come from its env_file.
     let mut ran = s.clone();
-    ran.get_mut("b").unwrap().env.insert("FROM_FILE".into(), "1".into());
-    ran.get_mut("a").unwrap().env.insert("GONE".into(), "1".into());
+    ran.get_mut("b")
+        .unwrap()
+        .env
+        .insert("FROM_FILE".into(), "1".into());
+    ran.get_mut("a")
+        .unwrap()
+        .env
+        .insert("GONE".into(), "1".into());
     assert_eq!(
         lines(&diff(&s, &ran, &BTreeMap::new())),
         "a.env.GONE: 1 -> (none)\n"
@@ -155,7 +178,10 @@ fn configs_and_secrets_by_their_swarm_names() {
 
 #[test]
 fn variables_as_compose_sets_them() {
-    let vars = [("R".to_string(), "12".to_string()), ("E".into(), String::new())];
+    let vars = [
+        ("R".to_string(), "12".to_string()),
+        ("E".into(), String::new()),
+    ];
     let cases = [
         ("n_${R:?set at deploy}", "n_12"),
         ("${R}-$R-$$R-${U}", "12-12-$R-"),
@@ -171,8 +197,42 @@ fn variables_as_compose_sets_them() {
 #[test]
 fn attrs_name_their_service_and_field() {
     let attr = |name: &str, to: &str| Attr::new(name, None::<&str>, Some(to));
-    assert_eq!(split_attr(&attr("api.env.A.B", "1")), Some(("api", "env.A.B")));
-    assert_eq!(split_attr(&attr("my.api.image", "x")), Some(("my.api", "image")));
+    assert_eq!(
+        split_attr(&attr("api.env.A.B", "1")),
+        Some(("api", "env.A.B"))
+    );
+    assert_eq!(
+        split_attr(&attr("my.api.image", "x")),
+        Some(("my.api", "image"))
+    );
     assert_eq!(split_attr(&attr("web", "added")), Some(("web", "")));
     assert_eq!(split_attr(&attr("revision", "abc")), None);
+}
+
+#[test]
+fn secret_names_show_without_the_digest_of_their_value() {
+    let spec = |rev: &str| {
+        format!(
+            "services:\n  a:\n    image: x\n    secrets: [pw, key]\nsecrets:\n  pw: {{name: \"s_pw_${{R}}\"}}\n  key: {{name: s_key_{rev}}}\n"
+        )
+    };
+    let var = |v: &str| vec![("R".to_string(), v.to_string())];
+    let ran = desired(&spec("0123456789ab"), "s", &var("aaaaaaaaaaaa")).unwrap();
+    let want = desired(&spec("0123456789ab"), "s", &var("bbbbbbbbbbbb")).unwrap();
+    assert_eq!(
+        lines(&diff(&want, &ran, &BTreeMap::new())),
+        "a.secrets: s_key_…, s_pw_… -> s_key_…, s_pw_… (new value)\n"
+    );
+    let fewer = desired(
+        "services: {a: {image: x, secrets: [pw]}}\nsecrets: {pw: {name: \"s_pw_${R}\"}}",
+        "s",
+        &var("bbbbbbbbbbbb"),
+    )
+    .unwrap();
+    let attrs = diff(&fewer, &ran, &BTreeMap::new());
+    assert_eq!(
+        lines(&attrs),
+        "a.secrets: s_key_…, s_pw_… -> s_pw_… (new value)\n"
+    );
+    assert!(!lines(&attrs).contains("aaaaaaaaaaaa"));
 }
