@@ -10,6 +10,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::doc::Doc;
+use super::notify::{self, Notify};
 use super::vars::{self, RawVars, VarMap};
 use crate::diag::{InputResult, SourceFile};
 use crate::redact::Redactor;
@@ -56,6 +57,7 @@ struct RawInventory {
     groups: IndexMap<String, Spanned<Settings>>,
     #[serde(default)]
     hosts: IndexMap<String, Spanned<Settings>>,
+    notify: Option<Spanned<super::notify::RawNotify>>,
 }
 
 /// A host as the inventory describes it, with settings and variables merged.
@@ -92,6 +94,8 @@ pub struct Inventory {
     pub groups: BTreeMap<String, Vec<String>>,
     /// Where each host's `identity_file` is written, by host name.
     pub identity_file_spans: BTreeMap<String, Range<usize>>,
+    /// Where apply outcomes and drift are reported (`[notify]`).
+    pub notify: Option<Notify>,
 }
 
 impl Inventory {
@@ -240,11 +244,17 @@ impl Inventory {
                 vars: merged_vars,
             });
         }
+        let notify = raw
+            .notify
+            .as_ref()
+            .map(|n| notify::resolve(n.get_ref(), n.span(), src, redactor))
+            .transpose()?;
         Ok(Self {
             source,
             hosts,
             groups,
             identity_file_spans,
+            notify,
         })
     }
 

@@ -2,6 +2,7 @@
 
 pub mod doc;
 pub mod inventory;
+pub mod notify;
 pub mod playbook;
 pub mod vars;
 
@@ -11,6 +12,7 @@ use crate::diag::{InputError, InputResult, SourceFile};
 use crate::redact::Redactor;
 use crate::template::Templates;
 pub use inventory::{Become, Host, Inventory};
+pub use notify::Notify;
 pub use playbook::{Play, Playbook};
 pub use vars::VarMap;
 

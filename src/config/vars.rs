@@ -31,6 +31,17 @@ pub fn resolve(raw: &RawVars, src: &SourceFile, redactor: &Redactor) -> InputRes
     Ok(out)
 }
 
+/// One value outside a vars table (a setting that may be a secret), resolved
+/// like a variable's.
+pub fn resolve_one(
+    name: &str,
+    value: &Spanned<toml::Value>,
+    src: &SourceFile,
+    redactor: &Redactor,
+) -> InputResult<Value> {
+    resolve_value(name, value.get_ref(), value.span(), src, redactor)
+}
+
 /// A value with every secret declared in it read and registered: the value
 /// itself (`name = { secret = true, ... }`), or a key or item inside it
 /// (`docker_registries = [{ password = { secret = true, ... } }]`). Errors
