@@ -11,6 +11,7 @@ pub mod diff;
 pub mod digest;
 pub mod engine;
 pub mod facts;
+pub mod notify;
 pub mod offline;
 pub mod plan;
 pub mod probe;

@@ -187,6 +187,11 @@ pub struct PlanArgs {
     /// Exit 0 when there are no changes, 2 when there are, 1 on error
     #[arg(long)]
     pub detailed_exitcode: bool,
+
+    /// When hosts differ from the playbook (or could not be planned), send a
+    /// drift report to the inventory's [notify] channels
+    #[arg(long)]
+    pub notify_drift: bool,
 }
 
 #[derive(Debug, Args)]
@@ -204,6 +209,10 @@ pub struct ApplyArgs {
     /// Apply without asking (required when stdin is not a terminal)
     #[arg(short, long)]
     pub yes: bool,
+
+    /// Do not report the outcome to the inventory's [notify] channels
+    #[arg(long)]
+    pub no_notify: bool,
 }
 
 #[derive(Debug, Args)]

@@ -253,12 +253,12 @@ pub async fn run(args: BootstrapArgs, ui: &Ui) -> Result<i32, CliError> {
         "\nPhase 1: the {} playbook, root and password login left as they are",
         args.playbook.display()
     );
-    let (engine, mut states) = prepare(&opts(&phase1, limit.clone()), 20, new_salt())?;
+    let (engine, mut states, _) = prepare(&opts(&phase1, limit.clone()), 20, new_salt())?;
     engine.redactor.add(password.as_deref().unwrap_or_default());
     for s in states.iter_mut().filter(|s| s.host.name == machine.name) {
         s.host.password = password.clone();
     }
-    let code = converge(&engine, states, args.yes, ui).await?;
+    let code = converge(&engine, states, args.yes, ui, None).await?;
     if code != EXIT_OK {
         return Ok(code);
     }
@@ -278,8 +278,8 @@ pub async fn run(args: BootstrapArgs, ui: &Ui) -> Result<i32, CliError> {
     println!("{deploy_user}@{} logs in and reaches root", machine.name);
 
     println!("\nPhase 2: closing root and password login");
-    let (engine, states) = prepare(&opts(&phase2, limit), 20, new_salt())?;
-    let code = converge(&engine, states, true, ui).await?;
+    let (engine, states, _) = prepare(&opts(&phase2, limit), 20, new_salt())?;
+    let code = converge(&engine, states, true, ui, None).await?;
     if code != EXIT_OK {
         return Ok(code);
     }

@@ -2,10 +2,12 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
+use std::time::Instant;
 
 use super::args::{ApplyArgs, Command, FactsArgs, PlanArgs, Selection};
+use super::notify::Notifier;
 use super::{CliError, EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Format, Ui};
-use crate::config::{Host, Inventory, LoadOptions, Project};
+use crate::config::{Host, Inventory, LoadOptions, Notify, Project};
 use crate::desired::{self, HostState};
 use crate::diag::SourceFile;
 use crate::engine::{Engine, HostReport, Session, new_salt};
@@ -49,12 +51,13 @@ pub(super) fn load_options(
     })
 }
 
-/// Everything the user wrote, checked; nothing has touched a host yet.
+/// Everything the user wrote, checked; nothing has touched a host yet. The
+/// inventory's `[notify]` channels come with it.
 pub fn prepare(
     opts: &LoadOptions,
     forks: usize,
     salt: Vec<u8>,
-) -> Result<(Engine, Vec<HostState>), CliError> {
+) -> Result<(Engine, Vec<HostState>, Option<Notify>), CliError> {
     let project = Project::load(opts)?;
     let states = desired::build(&project)?;
     Ok((
@@ -64,6 +67,7 @@ pub fn prepare(
             salt,
         },
         states,
+        project.inventory.notify,
     ))
 }
 
@@ -107,15 +111,24 @@ pub(super) fn redacted_json(mut value: serde_json::Value) -> String {
 
 async fn plan(args: PlanArgs, ui: &Ui) -> Result<i32, CliError> {
     let opts = load_options(&args.sel, &args.playbook)?;
-    let (engine, states) = prepare(&opts, args.sel.forks, new_salt())?;
+    let (engine, states, notify) = prepare(&opts, args.sel.forks, new_salt())?;
     if let Some(out) = &args.out {
         writable(out)?;
     }
+    let notifier = if args.notify_drift {
+        Some(Notifier::for_drift(notify, &args.playbook)?)
+    } else {
+        None
+    };
+    let started = Instant::now();
     let progress = ui.progress();
     let sessions = engine.open_all(states, false, progress.as_ref()).await;
     let sessions = engine.close_all(sessions).await;
     let plan = plan_of(&sessions);
     print_plan(ui, &plan);
+    if let Some(n) = &notifier {
+        n.drift(ui, &plan, started.elapsed());
+    }
     if let Some(out) = &args.out {
         SavedPlan::new(opts, plan.clone(), &engine.salt)
             .save(out)
@@ -175,35 +188,55 @@ async fn apply(args: ApplyArgs, ui: &Ui) -> Result<i32, CliError> {
         return apply_saved(args, ui).await;
     }
     let opts = load_options(&args.sel, &args.target)?;
-    let (engine, states) = prepare(&opts, args.sel.forks, new_salt())?;
-    converge(&engine, states, args.yes, ui).await
+    let (engine, states, notify) = prepare(&opts, args.sel.forks, new_salt())?;
+    let notifier = Notifier::for_apply(notify, &args.target, args.no_notify);
+    converge(&engine, states, args.yes, ui, notifier.as_ref()).await
 }
 
-/// Plans under the hosts' locks, shows the plan, asks (unless `yes`), applies.
+/// Plans under the hosts' locks, shows the plan, asks (unless `yes`),
+/// applies; then reports to `notifier` when hosts changed or failed.
 pub async fn converge(
     engine: &Engine,
     states: Vec<HostState>,
     yes: bool,
     ui: &Ui,
+    notifier: Option<&Notifier>,
 ) -> Result<i32, CliError> {
     let sessions = engine.open_all(states, true, ui.progress().as_ref()).await;
     let plan = plan_of(&sessions);
     print_plan(ui, &plan);
     if !plan.has_changes() {
         engine.close_all(sessions).await;
-        return Ok(if plan.summary().failed > 0 {
-            EXIT_ERROR
-        } else {
-            EXIT_OK
-        });
+        if plan.summary().failed == 0 {
+            return Ok(EXIT_OK);
+        }
+        if let Some(n) = notifier {
+            n.applied(ui, &plan, &[], None);
+        }
+        return Ok(EXIT_ERROR);
     }
     if !yes && !confirm(&plan)? {
         engine.close_all(sessions).await;
         eprintln!("Apply cancelled; nothing was changed.");
         return Ok(EXIT_ERROR);
     }
+    finish_apply(engine, sessions, &plan, ui, notifier).await
+}
+
+/// Applies, prints the report, notifies: the exit code is the apply's alone.
+async fn finish_apply(
+    engine: &Engine,
+    sessions: Vec<Session>,
+    plan: &Plan,
+    ui: &Ui,
+    notifier: Option<&Notifier>,
+) -> Result<i32, CliError> {
+    let started = Instant::now();
     let reports = engine.apply_all(sessions, ui.progress().as_ref()).await;
     print_report(ui, &reports);
+    if let Some(n) = notifier {
+        n.applied(ui, plan, &reports, Some(started.elapsed()));
+    }
     Ok(if reports.iter().all(HostReport::ok) {
         EXIT_OK
     } else {
@@ -241,7 +274,8 @@ async fn apply_saved(args: ApplyArgs, ui: &Ui) -> Result<i32, CliError> {
             args.target.display()
         ))
     })?;
-    let (engine, states) = prepare(&saved.inputs, args.sel.forks, salt)?;
+    let (engine, states, notify) = prepare(&saved.inputs, args.sel.forks, salt)?;
+    let notifier = Notifier::for_apply(notify, &saved.inputs.playbook, args.no_notify);
     let names: Vec<&str> = states.iter().map(|s| s.host.name.as_str()).collect();
     let planned: Vec<&str> = saved.plan.hosts.iter().map(|h| h.host.as_str()).collect();
     if names != planned {
@@ -270,13 +304,7 @@ async fn apply_saved(args: ApplyArgs, ui: &Ui) -> Result<i32, CliError> {
         print_report(ui, &[]);
         return Ok(EXIT_OK);
     }
-    let reports = engine.apply_all(sessions, ui.progress().as_ref()).await;
-    print_report(ui, &reports);
-    Ok(if reports.iter().all(HostReport::ok) {
-        EXIT_OK
-    } else {
-        EXIT_ERROR
-    })
+    finish_apply(&engine, sessions, &saved.plan, ui, notifier.as_ref()).await
 }
 
 /// One host of an inventory, for the commands that work on a single host.

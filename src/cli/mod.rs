@@ -7,6 +7,7 @@ mod bootstrap;
 mod commands;
 mod init;
 mod manual;
+mod notify;
 mod offline;
 mod progress;
 mod unlock;

@@ -191,9 +191,11 @@ fn email(raw: &Spanned<RawEmail>, src: &SourceFile, redactor: &Redactor) -> Inpu
         (Some(u), Some(p)) => Some((u.get_ref().clone(), p)),
         (None, None) => None,
         (Some(u), None) => {
-            return Err(src.error(u.span(), "a username needs a password").with_help(
-                "password = { secret = true, env = \"SMTP_PASSWORD\" }, or leave both out",
-            ));
+            return Err(src
+                .error(u.span(), "a username needs a password")
+                .with_help(
+                    "password = { secret = true, env = \"SMTP_PASSWORD\" }, or leave both out",
+                ));
         }
         (None, Some(_)) => {
             return Err(src.error(raw.span(), "a password needs a username"));
@@ -209,12 +211,11 @@ fn email(raw: &Spanned<RawEmail>, src: &SourceFile, redactor: &Redactor) -> Inpu
     if e.to.get_ref().is_empty() {
         return Err(src.error(e.to.span(), "to: name at least one recipient"));
     }
-    let to = e
-        .to
-        .get_ref()
-        .iter()
-        .map(|t| mailbox(t, "to"))
-        .collect::<InputResult<_>>()?;
+    let to =
+        e.to.get_ref()
+            .iter()
+            .map(|t| mailbox(t, "to"))
+            .collect::<InputResult<_>>()?;
     Ok(Email {
         host,
         port,
@@ -268,7 +269,10 @@ mod tests {
         let n = inv.notify.expect("[notify]");
         assert_eq!(n.channels(), ["slack", "discord", "email"]);
         let e = n.email.as_ref().unwrap();
-        assert_eq!((e.host.as_str(), e.port, e.tls), ("::1", 2525, SmtpTls::None));
+        assert_eq!(
+            (e.host.as_str(), e.port, e.tls),
+            ("::1", 2525, SmtpTls::None)
+        );
         let shown = format!("{n:?}");
         for secret in [
             "https://hooks.example/T1/plain-1",
@@ -285,8 +289,14 @@ mod tests {
         for (notify, start) in [
             ("[notify]\nslack = \"https://x\"\n", "i.toml:4:1: "),
             ("[notify]\n", "i.toml:3:1: [notify] names no channel"),
-            ("[notify]\nslack_webhook = \"ftp://x\"\n", "i.toml:4:17: slack_webhook"),
-            ("[notify]\nslack_webhook = 3\n", "i.toml:4:17: slack_webhook must be"),
+            (
+                "[notify]\nslack_webhook = \"ftp://x\"\n",
+                "i.toml:4:17: slack_webhook",
+            ),
+            (
+                "[notify]\nslack_webhook = 3\n",
+                "i.toml:4:17: slack_webhook must be",
+            ),
             (
                 "[notify.email]\nsmtp = \"mail\"\nfrom = \"a@b.c\"\nto = [\"d@e.f\"]\n",
                 "i.toml:4:8: smtp: `mail` has no port",

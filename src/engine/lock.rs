@@ -56,18 +56,23 @@ pub struct Lock {
 /// Who holds the lock, for whoever finds it taken: the local account (by uid,
 /// as `$USER` may be unset in CI or cron) and machine, and this process.
 pub fn owner(run: &str) -> String {
-    let user = local_account();
-    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into());
+    let who = who();
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
     format!(
-        "slipway apply by {user}@{machine} (pid {}, run {run}) since epoch {since}",
+        "slipway apply by {who} (pid {}, run {run}) since epoch {since}",
         std::process::id()
     )
+}
+
+/// `ACCOUNT@MACHINE`: who runs this process, and where.
+pub fn who() -> String {
+    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    format!("{}@{machine}", local_account())
 }
 
 /// The name of this process's uid in the local passwd database.
