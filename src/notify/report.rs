@@ -194,7 +194,7 @@ fn error_line(output: &str) -> Option<String> {
             let l = l.to_ascii_lowercase();
             l.contains("error") || l.contains("failed")
         })
-        .or_else(|| lines().last())
+        .or_else(|| lines().next_back())
         .map(str::to_string)
 }
 

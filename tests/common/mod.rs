@@ -4,5 +4,6 @@
 
 pub mod lab;
 pub mod local;
+pub mod notify;
 pub mod registry;
 pub mod run;
