@@ -49,6 +49,13 @@ if ! pip3 show ssh-audit 2>/dev/null | grep -qx "Version: $ssh_audit_version"; t
   pip3 install --break-system-packages "ssh-audit==$ssh_audit_version"
 fi
 
+# The notification tests' endpoints on loopback: python3's http.server and smtpd (Debian 12's
+# python3, 3.11, still has smtpd).
+command -v python3 >/dev/null 2>&1 || {
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 </dev/null
+}
+
 # Labs started by this run carry this id, so that labs a killed test could not tear down
 # are removed at the end (and only this run's: other runs' labs are left alone).
 SLIPWAY_LAB_RUN="run-$$-$(date +%s)"

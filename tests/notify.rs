@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::notify::{MailServer, Receiver, free_port, section};
+use common::notify::{MailServer, Receiver, direct, free_port, section};
 use common::run::{Project, Run, run, slipway};
 
 const PLAYBOOK: &str = "[[play]]\nhosts = \"all\"\n\n[[play.resources]]\ntype = \"file\"\npath = \"/etc/motd\"\ncontent = \"hi\\n\"\n";
@@ -27,7 +27,7 @@ fn project(notify: &str) -> Project {
 }
 
 fn slipway_in(p: &Project, discord: &str, args: &[&str]) -> Run {
-    run(slipway(p.dir.path())
+    run(direct(&mut slipway(p.dir.path()))
         .env("SLIPWAY_TEST_DISCORD_WEBHOOK", discord)
         .args(args)
         .arg("-i")

@@ -6,7 +6,7 @@
 mod common;
 
 use common::lab::Lab;
-use common::notify::{MailServer, Receiver, free_port, section};
+use common::notify::{MailServer, Receiver, direct, free_port, section};
 use common::run::{Project, Run, run, slipway};
 
 const TOKEN: &str = "tok-9fQ2xLw7";
@@ -42,7 +42,8 @@ fn slipway_on(p: &Project, inventory: &str, args: &[&str], rest: &[&str]) -> Run
 
 fn in_project(p: &Project) -> std::process::Command {
     let mut cmd = slipway(p.dir.path());
-    cmd.current_dir(p.dir.path())
+    direct(&mut cmd)
+        .current_dir(p.dir.path())
         .env("SLIPWAY_TEST_TOKEN", TOKEN)
         .env("SLIPWAY_TEST_DISCORD_WEBHOOK", "http://127.0.0.1:9/unused");
     cmd

@@ -179,6 +179,14 @@ fn wait_for(what: &str, ready: impl Fn() -> bool) {
     }
 }
 
+/// `cmd` without proxy settings, so webhooks on loopback are reached directly.
+pub fn direct(cmd: &mut Command) -> &mut Command {
+    for var in ["ALL_PROXY", "HTTPS_PROXY", "HTTP_PROXY"] {
+        cmd.env_remove(var).env_remove(var.to_lowercase());
+    }
+    cmd
+}
+
 /// A `[notify]` section: Slack at `slack` (a plain URL), Discord at the URL
 /// in `$SLIPWAY_TEST_DISCORD_WEBHOOK` (a secret from the environment), mail
 /// to `smtp_port` on loopback without TLS.
