@@ -217,8 +217,14 @@ pub fn known_help() -> String {
 }
 
 /// A root-owned config file with fixed content, the most common thing a role writes.
+/// A file a role renders. One that holds a secret (a template using a
+/// secret variable) shows no diff: the value it replaces, the previous
+/// secret, is known to no redactor any more.
 fn config_file(path: &str, content: String, mode: u32) -> crate::resource::file::File {
-    crate::resource::file::File::root_owned(path, content.into_bytes(), mode)
+    let sensitive = crate::redact::global().touches(content.as_bytes());
+    let mut file = crate::resource::file::File::root_owned(path, content.into_bytes(), mode);
+    file.sensitive = sensitive;
+    file
 }
 
 /// Header of every file a role writes.
@@ -419,5 +425,14 @@ mod tests {
             "{}",
             e.message()
         );
+    }
+
+    #[test]
+    fn a_rendered_file_holding_a_secret_shows_no_diff() {
+        crate::redact::global().add("role-file-secret-7d2a");
+        let secret = config_file("/etc/x", "token: role-file-secret-7d2a\n".into(), 0o600);
+        assert!(secret.content().unwrap().sensitive);
+        let plain = config_file("/etc/y", "token: none\n".into(), 0o644);
+        assert!(!plain.content().unwrap().sensitive);
     }
 }
