@@ -7,3 +7,4 @@ pub mod local;
 pub mod notify;
 pub mod registry;
 pub mod run;
+pub mod scratch;
