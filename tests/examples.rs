@@ -188,10 +188,6 @@ fn help_flags(subcommand: &str) -> Option<BTreeSet<String>> {
     )
 }
 
-/// Flags an example uses before the binary has them, as (subcommand, flag):
-/// not reported while missing. Remove an entry as soon as its flag is in.
-const AHEAD: &[(&str, &str)] = &[("plan", "--notify-drift")];
-
 /// What is wrong with `calls`: unknown subcommands and flags, one per line.
 fn problems(calls: &[(String, Invocation)]) -> Vec<String> {
     let mut helps = BTreeMap::new();
@@ -207,12 +203,7 @@ fn problems(calls: &[(String, Invocation)]) -> Vec<String> {
             ));
             continue;
         };
-        let ahead = |f: &str| AHEAD.contains(&(call.subcommand.as_str(), f));
-        for flag in call
-            .flags
-            .iter()
-            .filter(|f| !known.contains(*f) && !ahead(f))
-        {
+        for flag in call.flags.iter().filter(|f| !known.contains(*f)) {
             bad.push(format!(
                 "{place}: `slipway {} --help` has no {flag}",
                 call.subcommand
