@@ -5,6 +5,7 @@
 pub mod lab;
 pub mod local;
 pub mod notify;
+pub mod receiver;
 pub mod registry;
 pub mod run;
 pub mod scratch;
