@@ -251,8 +251,18 @@ fn the_api_stack_updates_without_downtime_rolls_back_honestly_and_rotates_secret
 
     // v1.1: the plan names the image change of the api service; no request fails.
     let plan = s.plan(Some("app:1.1"), POSTGRES_PASSWORD).expect(2);
-    assert!(plan.stdout.contains("api.image"), "{}", plan.stdout);
-    assert!(plan.stdout.contains("app:1.1"), "{}", plan.stdout);
+    let image_line = plan
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("image:"))
+        .unwrap_or_else(|| panic!("no image change in the plan:\n{}", plan.stdout));
+    assert!(
+        image_line.contains("app:1.0")
+            && image_line.contains("-> ")
+            && image_line.contains("app:1.1"),
+        "{image_line}"
+    );
+    assert!(plan.stdout.contains("change api"), "{}", plan.stdout);
     let client = Client::start(&edge);
     std::thread::sleep(Duration::from_secs(2));
     let started = Instant::now();
@@ -299,12 +309,26 @@ fn the_api_stack_updates_without_downtime_rolls_back_honestly_and_rotates_secret
     let broken = broken.expect(1);
     assert!(rollback < Duration::from_secs(120), "{rollback:?}");
     let out = broken.all();
-    if let Some(line) = out.lines().find(|l| l.contains("service api_api:")) {
-        eprintln!("{line}");
-    }
     assert!(out.contains("service api_api: rolled back"), "{out}");
+    eprintln!(
+        "{}",
+        out.lines()
+            .find(|l| l.contains("service api_api:"))
+            .unwrap()
+    );
     assert!(out.contains("health check"), "{out}");
-    assert!(out.contains("app:broken"), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("service api_api: rolled back"))
+        .unwrap();
+    assert!(
+        line.contains("tried ") && line.contains("app:broken"),
+        "{line}"
+    );
+    assert!(
+        line.contains("running ") && line.contains("app:1.1"),
+        "{line}"
+    );
     assert_hidden("the rollback", &out);
     let image = s.inspect("api", "{{.Spec.TaskTemplate.ContainerSpec.Image}}");
     assert!(image.contains("app:1.1"), "{image}");

@@ -23,15 +23,18 @@ const FUNCTIONS: &str = r#"slipway_replicas_ok() {
 }
 slipway_report() {
   svc=$1 state=$2
-  if [ "$state" = "rolled back" ] || [ "$state" = "rollback paused" ]; then
-    tried=$(docker service inspect --format '{{with .PreviousSpec}}{{.TaskTemplate.ContainerSpec.Image}}{{end}}' "$svc" 2>/dev/null)
-  else
-    tried=$(docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' "$svc" 2>/dev/null)
-  fi
+  # The newest task that failed: what it ran and why. After a rollback, the
+  # service's spec is the previous one again and Swarm keeps no PreviousSpec,
+  # so the image tried is the failed task's.
+  last=$(docker service ps --no-trunc --format '{{.Image}}|{{.Error}}' "$svc" 2>/dev/null | awk -F'|' '$2!="" {print; exit}')
+  err=${last#*|}
+  case "$state" in
+    "rolled back"|"rollback paused") tried=${last%%|*} ;;
+    *) tried=$(docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' "$svc" 2>/dev/null) ;;
+  esac
   running=$(docker service ps --no-trunc --filter desired-state=running --format '{{.Image}} {{.CurrentState}}' "$svc" 2>/dev/null | awk '$2=="Running" {print $1}' | sort -u | paste -sd, -)
-  err=$(docker service ps --no-trunc --format '{{.Error}}' "$svc" 2>/dev/null | grep -v '^$' | head -n 1)
   case "$err" in *unhealthy*)
-    check=$(docker service inspect --format '{{with .PreviousSpec}}{{with .TaskTemplate.ContainerSpec.Healthcheck}}{{join .Test " "}}{{end}}{{end}}' "$svc" 2>/dev/null)
+    check=$(docker service inspect --format '{{with .Spec.TaskTemplate.ContainerSpec.Healthcheck}}{{join .Test " "}}{{end}}' "$svc" 2>/dev/null)
     err="$err (the health check failed${check:+: $check})" ;;
   esac
   msg=$(docker service inspect --format '{{with .UpdateStatus}}{{.Message}}{{end}}' "$svc" 2>/dev/null)
