@@ -1,6 +1,9 @@
 //! `fail2ban`: an sshd jail reading the systemd journal (the default reads
 //! /var/log/auth.log, which does not exist without rsyslog, and fail2ban then
-//! does not start), optionally a recidive jail; verified by asking fail2ban.
+//! does not start), optionally a recidive jail and the edge's jail (see
+//! [`edge`]); verified by asking fail2ban.
+
+mod edge;
 
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +27,16 @@ pub struct Vars {
     pub fail2ban_recidive: bool,
     /// The SSH port the jail protects (shared with ssh_hardening and firewall).
     pub ssh_port: u16,
+    /// Ban clients the edge keeps answering 429 (over its rate limit).
+    pub fail2ban_edge: bool,
+    /// 429 answers within `fail2ban_edge_findtime` that ban a client.
+    pub fail2ban_edge_maxretry: u32,
+    pub fail2ban_edge_findtime: String,
+    pub fail2ban_edge_bantime: String,
+    /// The ports a banned client can no longer reach, the host's or published by a container.
+    pub fail2ban_edge_ports: Vec<u16>,
+    /// Where the edge writes access.log on the host (shared with the edge).
+    pub edge_log_dir: String,
 }
 
 impl Default for Vars {
@@ -35,6 +48,12 @@ impl Default for Vars {
             fail2ban_ignoreip: vec!["127.0.0.1/8".into(), "::1".into()],
             fail2ban_recidive: false,
             ssh_port: 22,
+            fail2ban_edge: false,
+            fail2ban_edge_maxretry: 20,
+            fail2ban_edge_findtime: "1m".into(),
+            fail2ban_edge_bantime: "1h".into(),
+            fail2ban_edge_ports: vec![80, 443],
+            edge_log_dir: "/var/log/slipway/edge".into(),
         }
     }
 }
@@ -52,17 +71,28 @@ pub fn jail_config(v: &Vars) -> String {
     if v.fail2ban_recidive {
         s.push_str("\n[recidive]\nenabled = true\nbackend = auto\nlogpath = /var/log/fail2ban.log\nbantime = 1w\nfindtime = 1d\n");
     }
+    if v.fail2ban_edge {
+        s.push_str(&edge::jail(v));
+    }
     s
 }
 
 impl TypedRole for Fail2ban {
     type Vars = Vars;
     const NAME: &'static str = "fail2ban";
-    const ABOUT: &'static str = "fail2ban with an sshd jail on the systemd journal, optional recidive jail, verified running";
+    const ABOUT: &'static str = "fail2ban with an sshd jail on the systemd journal, optional recidive and edge jails, verified running";
 
-    fn build(&self, v: Vars, _ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
-        // python3-systemd lets fail2ban read the journal; iptables carries out the bans.
-        let packages = Package::present(&["fail2ban", "python3-systemd", "iptables"]);
+    fn build(&self, v: Vars, ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
+        // python3-systemd lets fail2ban read the journal; iptables carries out the
+        // sshd bans, nftables the edge's.
+        let mut names = vec!["fail2ban", "python3-systemd", "iptables"];
+        let mut out: Vec<Box<dyn Resource>> = Vec::new();
+        if v.fail2ban_edge {
+            edge::check(&v, ctx)?;
+            names.push("nftables");
+            out.extend(edge::resources(&v));
+        }
+        let packages = Package::present(&names);
         // `.local` files are read after every `.conf`: Ubuntu's defaults-debian.conf
         // sets banaction = nftables, and would win over a `.conf` sorting before it.
         let mut jail = config_file("/etc/fail2ban/jail.d/slipway.local", jail_config(&v), 0o644);
@@ -74,6 +104,9 @@ impl TypedRole for Fail2ban {
         if v.fail2ban_recidive {
             verify.push_str(" && fail2ban-client status recidive");
         }
+        if v.fail2ban_edge {
+            verify.push_str(&format!(" && fail2ban-client status {}", edge::JAIL));
+        }
         let service = Service {
             // fail2ban-client is Python: too slow for every probe. The server's socket
             // tells a running server from a unit that is merely active.
@@ -81,7 +114,12 @@ impl TypedRole for Fail2ban {
             verify: Some(verify),
             ..Service::running("fail2ban")
         };
-        // The jail goes in first, so fail2ban's first start (by the package) already reads it.
-        Ok(vec![Box::new(jail), Box::new(packages), Box::new(service)])
+        // The jails go in first, so fail2ban's first start (by the package) already reads them.
+        out.extend([
+            Box::new(jail) as Box<dyn Resource>,
+            Box::new(packages),
+            Box::new(service),
+        ]);
+        Ok(out)
     }
 }
