@@ -5,7 +5,8 @@
 //! shows each client's own address; the abuser gets 429s, is banned by the
 //! `edge` jail and can no longer connect to either port, through a `ufw
 //! reload` (which flushes DOCKER-USER), while the innocent client still can;
-//! an unban lets the abuser back in.
+//! an unban lets the abuser back in, until it probes for paths (the
+//! `edge-scan` jail).
 
 mod common;
 
@@ -29,6 +30,8 @@ firewall_monitoring_exporters = false
 fail2ban_edge = true
 fail2ban_edge_maxretry = 5
 fail2ban_edge_bantime = "10m"
+fail2ban_edge_scan = true
+fail2ban_edge_scan_maxretry = 3
 app_stack = "edge"
 app_configs = { nginx_conf = "nginx.conf.j2" }
 app_update_timeout = 120
@@ -87,12 +90,12 @@ fn bash(lab: &Lab, i: usize, script: &str) -> Output {
         .expect("docker exec")
 }
 
-/// The status codes of `n` requests from host `from` to the edge's `port`,
-/// one connection each; `000` for a connection that failed.
-fn statuses(lab: &Lab, from: usize, port: u16, n: u32) -> Vec<String> {
+/// The status codes of `n` requests for `path` from host `from` to the
+/// edge's `port`, one connection each; `000` for a connection that failed.
+fn statuses(lab: &Lab, from: usize, port: u16, path: &str, n: u32) -> Vec<String> {
     let ip = &lab.hosts[0].ip;
     let script = format!(
-        "for i in $(seq {n}); do timeout 3 bash -c 'exec 3<>/dev/tcp/{ip}/{port} && printf \"GET / HTTP/1.0\\r\\n\\r\\n\" >&3 && read -r _ code _ <&3 && echo \"$code\"' || echo 000; done"
+        "for i in $(seq {n}); do timeout 3 bash -c 'exec 3<>/dev/tcp/{ip}/{port} && printf \"GET {path} HTTP/1.0\\r\\n\\r\\n\" >&3 && read -r _ code _ <&3 && echo \"$code\"' || echo 000; done"
     );
     let out = bash(lab, from, &script);
     String::from_utf8_lossy(&out.stdout)
@@ -152,10 +155,10 @@ fn an_abusive_client_is_banned_from_published_ports_and_no_one_else() {
     on(&p, &inventory, &playbook, &["apply", "--yes"]).expect(0);
 
     wait_for(&lab, "the edge to answer the innocent client", || {
-        statuses(&lab, 2, 80, 1) == ["200"]
+        statuses(&lab, 2, 80, "/", 1) == ["200"]
     });
     // Requests in quick succession: past the burst, over the rate.
-    let abuse = statuses(&lab, 1, 80, 20);
+    let abuse = statuses(&lab, 1, 80, "/", 20);
     assert!(
         abuse.iter().filter(|s| *s == "429").count() >= 10,
         "the abuser was not limited: {abuse:?}"
@@ -184,7 +187,7 @@ fn an_abusive_client_is_banned_from_published_ports_and_no_one_else() {
                 "{when}: the abuser reaches {port}"
             );
             assert_eq!(
-                statuses(&lab, 2, port, 1),
+                statuses(&lab, 2, port, "/", 1),
                 ["200"],
                 "{when}: the innocent client on {port}"
             );
@@ -200,4 +203,20 @@ fn an_abusive_client_is_banned_from_published_ports_and_no_one_else() {
         connects(&lab, 1, 80)
     });
     assert!(connects(&lab, 1, 443), "unbanned, yet no 443");
+
+    // A scanner: paths that do not exist, a few, within the rate limit's burst.
+    let probes = statuses(&lab, 1, 80, "/.env", 4);
+    assert_eq!(probes, ["404"; 4], "the probes");
+    wait_for(&lab, "fail2ban to ban the scanner", || {
+        lab.exec_ok(0, "fail2ban-client status edge-scan")
+            .contains(abuser.as_str())
+    });
+    wait_for(&lab, "the scanner's ban to block port 443", || {
+        !connects(&lab, 1, 443)
+    });
+    assert_eq!(
+        statuses(&lab, 2, 443, "/", 1),
+        ["200"],
+        "the innocent client"
+    );
 }

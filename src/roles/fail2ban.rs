@@ -35,6 +35,10 @@ pub struct Vars {
     pub fail2ban_edge_bantime: String,
     /// The ports a banned client can no longer reach, the host's or published by a container.
     pub fail2ban_edge_ports: Vec<u16>,
+    /// Also ban clients collecting other 4xx answers (scanners), in the jail edge-scan.
+    pub fail2ban_edge_scan: bool,
+    pub fail2ban_edge_scan_maxretry: u32,
+    pub fail2ban_edge_scan_findtime: String,
     /// Where the edge writes access.log on the host (shared with the edge).
     pub edge_log_dir: String,
 }
@@ -53,6 +57,9 @@ impl Default for Vars {
             fail2ban_edge_findtime: "1m".into(),
             fail2ban_edge_bantime: "1h".into(),
             fail2ban_edge_ports: vec![80, 443],
+            fail2ban_edge_scan: false,
+            fail2ban_edge_scan_maxretry: 30,
+            fail2ban_edge_scan_findtime: "10m".into(),
             edge_log_dir: "/var/log/slipway/edge".into(),
         }
     }
@@ -72,7 +79,7 @@ pub fn jail_config(v: &Vars) -> String {
         s.push_str("\n[recidive]\nenabled = true\nbackend = auto\nlogpath = /var/log/fail2ban.log\nbantime = 1w\nfindtime = 1d\n");
     }
     if v.fail2ban_edge {
-        s.push_str(&edge::jail(v));
+        s.push_str(&edge::jail_sections(v));
     }
     s
 }
@@ -105,7 +112,9 @@ impl TypedRole for Fail2ban {
             verify.push_str(" && fail2ban-client status recidive");
         }
         if v.fail2ban_edge {
-            verify.push_str(&format!(" && fail2ban-client status {}", edge::JAIL));
+            for name in edge::jail_names(&v) {
+                verify.push_str(&format!(" && fail2ban-client status {name}"));
+            }
         }
         let service = Service {
             // fail2ban-client is Python: too slow for every probe. The server's socket

@@ -19,15 +19,19 @@ use crate::resource::Resource;
 use crate::resource::command::Command;
 use crate::roles::{MANAGED, RoleContext, config_file};
 
-/// The jail's name, as `fail2ban-client status edge` takes it.
-pub const JAIL: &str = "edge";
-const FILTER: &str = "slipway-edge";
+/// The nftables chain (in fail2ban's table, `inet f2b-table`) of the edge's bans.
+const CHAIN: &str = "f2b-edge";
 /// nftables' priority of Docker's DNAT (`dstnat`); the ban's chain runs before it.
 const PRIORITY: i32 = -150;
 
+/// The edge's log directory, written with a trailing `/` or not (as the edge takes it).
+fn log_dir(v: &Vars) -> &str {
+    v.edge_log_dir.trim_end_matches('/')
+}
+
 /// The access log the edge writes into its bind-mounted directory.
 pub fn log_path(v: &Vars) -> String {
-    format!("{}/access.log", v.edge_log_dir)
+    format!("{}/access.log", log_dir(v))
 }
 
 /// Refuses what would break fail2ban's configuration (and so every jail):
@@ -40,12 +44,10 @@ pub fn check(v: &Vars, ctx: &RoleContext<'_>) -> InputResult<()> {
             format!("role fail2ban on {}: {var}: {m}", ctx.host.name),
         )
     };
-    crate::resource::file::check_abs(&v.edge_log_dir).map_err(|m| err("edge_log_dir", m))?;
-    if v.edge_log_dir.contains(char::is_whitespace) {
-        return Err(err(
-            "edge_log_dir",
-            format!("`{}` contains a space", v.edge_log_dir),
-        ));
+    let dir = log_dir(v);
+    crate::resource::file::check_abs(dir).map_err(|m| err("edge_log_dir", m))?;
+    if dir.contains(char::is_whitespace) {
+        return Err(err("edge_log_dir", format!("`{dir}` contains a space")));
     }
     if v.fail2ban_edge_ports.contains(&0) || v.fail2ban_edge_ports.is_empty() {
         return Err(err(
@@ -56,56 +58,106 @@ pub fn check(v: &Vars, ctx: &RoleContext<'_>) -> InputResult<()> {
     Ok(())
 }
 
-/// The jail's section of jail.d/slipway.local.
-pub fn jail(v: &Vars) -> String {
-    let ports: Vec<String> = v.fail2ban_edge_ports.iter().map(u16::to_string).collect();
-    let ports = ports.join(",");
-    // Its own chain in fail2ban's table: nftables refuses a second hook on the
-    // chain other jails share (`f2b-chain`, hooked at input).
-    format!(
-        "\n[{JAIL}]\nenabled = true\nbackend = polling\nlogpath = {log}\nfilter = {FILTER}\n\
-         maxretry = {}\nfindtime = {}\nbantime = {}\nport = {ports}\n\
-         action = nftables[name={JAIL}, port=\"{ports}\", protocol=tcp, chain=f2b-{JAIL}, chain_hook=prerouting, chain_priority={PRIORITY}, blocktype=drop]\n",
-        v.fail2ban_edge_maxretry,
-        v.fail2ban_edge_findtime,
-        v.fail2ban_edge_bantime,
-        log = log_path(v),
-    )
+/// A jail on the edge's access log.
+struct Jail<'a> {
+    name: &'static str,
+    /// The answers (status codes, a Python regex) it counts as failures.
+    status: &'static str,
+    maxretry: u32,
+    findtime: &'a str,
 }
 
-/// The filter: a line of nginx's `combined` format answered 429. fail2ban
+impl Jail<'_> {
+    fn filter_name(&self) -> String {
+        format!("slipway-{}", self.name)
+    }
+}
+
+/// Clients over the rate limit (429); with `fail2ban_edge_scan`, also those
+/// collecting other 4xx answers (scanners probing for paths and hosts).
+fn jails(v: &Vars) -> Vec<Jail<'_>> {
+    let mut out = vec![Jail {
+        name: "edge",
+        status: "429",
+        maxretry: v.fail2ban_edge_maxretry,
+        findtime: &v.fail2ban_edge_findtime,
+    }];
+    if v.fail2ban_edge_scan {
+        out.push(Jail {
+            name: "edge-scan",
+            status: r"4(?!29)\d\d",
+            maxretry: v.fail2ban_edge_scan_maxretry,
+            findtime: &v.fail2ban_edge_scan_findtime,
+        });
+    }
+    out
+}
+
+/// The jails' names, as `fail2ban-client status NAME` takes them.
+pub fn jail_names(v: &Vars) -> Vec<&'static str> {
+    jails(v).iter().map(|j| j.name).collect()
+}
+
+/// The jails' sections of jail.d/slipway.local.
+pub fn jail_sections(v: &Vars) -> String {
+    let ports: Vec<String> = v.fail2ban_edge_ports.iter().map(u16::to_string).collect();
+    let ports = ports.join(",");
+    let log = log_path(v);
+    let mut s = String::new();
+    for j in jails(v) {
+        // One set per jail, in a chain of the edge's own: nftables refuses a
+        // second hook on the chain other jails share (`f2b-chain`, at input).
+        s.push_str(&format!(
+            "\n[{name}]\nenabled = true\nbackend = polling\nlogpath = {log}\nfilter = {filter}\n\
+             maxretry = {}\nfindtime = {}\nbantime = {}\nport = {ports}\n\
+             action = nftables[name={name}, port=\"{ports}\", protocol=tcp, chain={CHAIN}, chain_hook=prerouting, chain_priority={PRIORITY}, blocktype=drop]\n",
+            j.maxretry,
+            j.findtime,
+            v.fail2ban_edge_bantime,
+            name = j.name,
+            filter = j.filter_name(),
+        ));
+    }
+    s
+}
+
+/// A filter: a line of nginx's `combined` format answered `status`. fail2ban
 /// cuts the date out of the line before matching, leaving `[]`.
-fn filter() -> String {
+fn filter(status: &str) -> String {
     format!(
         "{MANAGED}\n[Definition]\n\
-         failregex = ^<HOST> \\S+ \\S+ \\[[^\\]]*\\] \"[^\"]*\" 429\\s\n\
+         failregex = ^<HOST> \\S+ \\S+ \\[[^\\]]*\\] \"[^\"]*\" {status}\\s\n\
          ignoreregex =\n\
          datepattern = ^[^\\[]*\\[({{DATE}})\n"
     )
 }
 
-/// The filter file, and the access log made empty when the edge has not
+/// The filter files, and the access log made empty when the edge has not
 /// written it yet: fail2ban refuses to start (every jail) over a missing log.
 pub fn resources(v: &Vars) -> Vec<Box<dyn Resource>> {
-    let mut filter = config_file(
-        &format!("/etc/fail2ban/filter.d/{FILTER}.conf"),
-        filter(),
-        0o644,
-    );
-    filter.notify = vec!["fail2ban".into()];
+    let mut out: Vec<Box<dyn Resource>> = Vec::new();
+    for j in jails(v) {
+        let mut file = config_file(
+            &format!("/etc/fail2ban/filter.d/{}.conf", j.filter_name()),
+            filter(j.status),
+            0o644,
+        );
+        file.notify = vec!["fail2ban".into()];
+        out.push(Box::new(file));
+    }
     let log = log_path(v);
-    let touch = Command {
+    out.push(Box::new(Command {
         name: format!("create {log} for fail2ban"),
         run: format!(
             "mkdir -p {} && touch {}",
-            crate::shell::q(&v.edge_log_dir),
+            crate::shell::q(log_dir(v)),
             crate::shell::q(&log)
         ),
         creates: Some(log),
         unless: None,
         notify: Vec::new(),
-    };
-    vec![Box::new(filter), Box::new(touch)]
+    }));
+    out
 }
 
 #[cfg(test)]
@@ -118,7 +170,7 @@ mod tests {
 
     #[test]
     fn the_jail_bans_the_edge_ports_before_dnat() {
-        let j = jail(&Vars::default());
+        let j = jail_sections(&Vars::default());
         for want in [
             "[edge]",
             "backend = polling",
@@ -131,6 +183,28 @@ mod tests {
         ] {
             assert!(j.lines().any(|l| l == want), "no `{want}` in\n{j}");
         }
+        assert!(!j.contains("[edge-scan]"), "{j}");
+    }
+
+    #[test]
+    fn scanners_have_a_jail_of_their_own_counting_4xx_but_429() {
+        let v = Vars {
+            fail2ban_edge_scan: true,
+            ..Vars::default()
+        };
+        let j = jail_sections(&v);
+        let scan = &j[j.find("[edge-scan]").expect("no edge-scan jail")..];
+        for want in [
+            "filter = slipway-edge-scan",
+            "maxretry = 30",
+            "findtime = 10m",
+            "bantime = 1h",
+            "action = nftables[name=edge-scan, port=\"80,443\", protocol=tcp, chain=f2b-edge, chain_hook=prerouting, chain_priority=-150, blocktype=drop]",
+        ] {
+            assert!(scan.lines().any(|l| l == want), "no `{want}` in\n{scan}");
+        }
+        assert_eq!(jail_names(&v), ["edge", "edge-scan"]);
+        assert!(filter(r"4(?!29)\d\d").contains(r#"" 4(?!29)\d\d\s"#));
     }
 
     fn ids(vars: serde_json::Value) -> Vec<String> {
@@ -145,8 +219,12 @@ mod tests {
     fn the_edge_jail_comes_with_its_filter_log_and_nftables_only_when_asked() {
         let filter = "file:/etc/fail2ban/filter.d/slipway-edge.conf".to_string();
         let log = "command:create /srv/edge/access.log for fail2ban".to_string();
-        let on = ids(json!({"fail2ban_edge": true, "edge_log_dir": "/srv/edge"}));
+        let on = ids(json!({"fail2ban_edge": true, "edge_log_dir": "/srv/edge/"}));
         assert!(on.contains(&filter) && on.contains(&log), "{on:?}");
+        let scan = "file:/etc/fail2ban/filter.d/slipway-edge-scan.conf".to_string();
+        assert!(!on.contains(&scan), "{on:?}");
+        let both = ids(json!({"fail2ban_edge": true, "fail2ban_edge_scan": true}));
+        assert!(both.contains(&filter) && both.contains(&scan), "{both:?}");
         assert!(on.iter().any(|i| i.contains("nftables")), "{on:?}");
         let off = ids(json!({"edge_log_dir": "/srv/edge"}));
         assert!(!off.contains(&filter) && !off.contains(&log), "{off:?}");
