@@ -30,7 +30,7 @@ fn log_dir(v: &Vars) -> &str {
 }
 
 /// The access log the edge writes into its bind-mounted directory.
-pub fn log_path(v: &Vars) -> String {
+fn log_path(v: &Vars) -> String {
     format!("{}/access.log", log_dir(v))
 }
 
