@@ -55,6 +55,11 @@ pub enum Command {
     Audit(AuditArgs),
     /// Show who holds a host's lock and release it (after a run that died)
     Unlock(UnlockArgs),
+    /// Back up PostgreSQL now and run its restore drill, on the hosts of the
+    /// postgres_backup role
+    Backup(BackupArgs),
+    /// Restore a PostgreSQL backup into the running service (postgres_backup role)
+    Restore(RestoreArgs),
     /// Take one fresh machine from root login to a hardened Swarm node
     Bootstrap(BootstrapArgs),
     /// Render every file each host would get into a directory, without connecting
@@ -257,6 +262,42 @@ pub struct UnlockArgs {
     /// waits for it)
     #[arg(long)]
     pub stop_script: bool,
+}
+
+/// The hosts a command works on, without a playbook.
+#[derive(Debug, Args)]
+pub struct HostArgs {
+    /// Inventory file (TOML)
+    #[arg(short, long, value_name = "INVENTORY")]
+    pub inventory: PathBuf,
+
+    /// Only these hosts or groups (comma-separated)
+    #[arg(short, long, value_name = "HOST|GROUP[,..]")]
+    pub limit: Option<String>,
+
+    /// Connect as this user instead of the inventory's
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub hosts: HostArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub hosts: HostArgs,
+
+    /// The backup: a file name in the host's backup directory, or latest
+    #[arg(long, value_name = "BACKUP")]
+    pub from: String,
+
+    /// Restore without asking (required when stdin is not a terminal)
+    #[arg(short, long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -23,6 +23,8 @@ pub async fn run(command: Command, ui: &Ui) -> Result<i32, CliError> {
         Command::Facts(a) => facts(a, ui).await,
         Command::Audit(a) => super::audit::run(a, ui).await,
         Command::Unlock(a) => super::unlock::run(a, ui).await,
+        Command::Backup(a) => super::backup::run(a, ui).await,
+        Command::Restore(a) => super::restore::run(a, ui).await,
         Command::Bootstrap(a) => super::bootstrap::run(a, ui).await,
         Command::Render(a) => super::offline::render(a, ui),
         Command::Check(a) => super::offline::check(a, ui),

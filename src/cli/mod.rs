@@ -3,6 +3,7 @@
 
 mod args;
 mod audit;
+mod backup;
 mod bootstrap;
 mod commands;
 mod init;
@@ -10,6 +11,7 @@ mod manual;
 mod notify;
 mod offline;
 mod progress;
+mod restore;
 mod unlock;
 
 use std::io::IsTerminal;

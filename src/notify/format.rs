@@ -99,28 +99,30 @@ pub fn email(r: &Report) -> (String, String) {
 /// `{"text": ...}`: the headline, then the details as a code block (host and
 /// service names hold `_`, which Slack would read as italics).
 pub fn slack(r: &Report) -> Value {
+    slack_message(&headline(r), &details(r).join("\n"))
+}
+
+/// Slack's payload for `head` and `body` (a code block).
+pub fn slack_message(head: &str, body: &str) -> Value {
     // Slack reads &, < and > as markup in any text.
     let escape = |s: &str| {
         s.replace('&', "&amp;")
             .replace('<', "&lt;")
             .replace('>', "&gt;")
     };
-    let text = with_block(
-        &escape(&headline(r)),
-        &escape(&details(r).join("\n")),
-        SLACK_TEXT,
-    );
+    let text = with_block(&escape(head), &escape(body), SLACK_TEXT);
     json!({ "text": text })
 }
 
+/// The colour of an outcome in Discord's embed.
+pub const FAILURE_COLOR: u32 = 0xd0_3b_3b;
+
 /// `{"content": ..., "embeds": [...]}`: the text (at most 2000 characters)
-/// and an embed coloured by the outcome. No mentions: a host named
-/// `everyone` must not ping anyone.
+/// and an embed coloured by the outcome.
 pub fn discord(r: &Report) -> Value {
-    let content = with_block(&headline(r), &details(r).join("\n"), DISCORD_CONTENT);
     let color = match r.outcome {
         Outcome::Success => 0x2e_b8_86,
-        Outcome::Failure => 0xd0_3b_3b,
+        Outcome::Failure => FAILURE_COLOR,
         Outcome::Rollback => 0xe8_91_2d,
         Outcome::Drift => 0x3b_82_d0,
     };
@@ -131,11 +133,24 @@ pub fn discord(r: &Report) -> Value {
     if let Some(d) = r.run.duration {
         fields.push(json!({"name": "duration", "value": duration(d), "inline": true}));
     }
+    let title = format!("slipway {}: {}", r.run.command, r.outcome.as_str());
+    discord_message(&headline(r), &details(r).join("\n"), &title, color, fields)
+}
+
+/// Discord's payload for `head` and `body` (a code block) with an embed.
+/// No mentions: a host named `everyone` must not ping anyone.
+pub fn discord_message(
+    head: &str,
+    body: &str,
+    title: &str,
+    color: u32,
+    fields: Vec<Value>,
+) -> Value {
     json!({
-        "content": content,
+        "content": with_block(head, body, DISCORD_CONTENT),
         "allowed_mentions": { "parse": [] },
         "embeds": [{
-            "title": format!("slipway {}: {}", r.run.command, r.outcome.as_str()),
+            "title": title,
             "color": color,
             "fields": fields,
         }],

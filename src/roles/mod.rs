@@ -13,6 +13,7 @@ mod firewall;
 mod logrotate;
 mod monitoring;
 mod os_hardening;
+pub mod postgres_backup;
 mod registries;
 mod ssh_hardening;
 mod stack_files;
@@ -180,6 +181,7 @@ static ROLES: &[&dyn Role] = &[
     &monitoring::MonitoringNode,
     &monitoring::Monitoring,
     &app::App,
+    &postgres_backup::PostgresBackup,
 ];
 
 pub fn lookup(name: &str) -> Option<&'static dyn Role> {

@@ -133,7 +133,7 @@ version postgres-exporter "$(upstream_version prometheus-postgres-exporter)"
 new_root postgres
 pgmajor="$(ls /usr/lib/postgresql)"
 pgbin=/usr/lib/postgresql/$pgmajor/bin
-for b in postgres initdb pg_ctl psql pg_isready pg_dump createdb createuser; do add_bin "$pgbin/$b"; done
+for b in postgres initdb pg_ctl psql pg_isready pg_dump pg_restore createdb createuser; do add_bin "$pgbin/$b"; done
 cp -a "/usr/lib/postgresql/$pgmajor/lib" "$R/usr/lib/postgresql/$pgmajor/"
 mkdir -p "$R/usr/share/postgresql" "$R/usr/lib/locale"
 cp -a "/usr/share/postgresql/$pgmajor" "$R/usr/share/postgresql/"

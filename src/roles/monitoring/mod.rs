@@ -19,7 +19,7 @@ use crate::diag::{InputError, InputResult};
 use crate::resource::Resource;
 use crate::resource::command::Command;
 use crate::resource::stack::Stack;
-pub use vars::{NodeVars, Vars};
+pub use vars::{NodeVars, TEXTFILE_DIR, Vars};
 
 pub struct Monitoring;
 pub struct MonitoringNode;
@@ -171,8 +171,9 @@ impl TypedRole for Monitoring {
 }
 
 /// What every node needs for the stack's global services: the application
-/// log directory and the runtime journal the log shipper reads (bind mounts,
-/// whose sources must exist).
+/// log directory and the runtime journal the log shipper reads, and the
+/// textfile collector's directory node-exporter reads (bind mounts, whose
+/// sources must exist).
 impl TypedRole for MonitoringNode {
     type Vars = NodeVars;
     const NAME: &'static str = "monitoring_node";
@@ -192,7 +193,12 @@ impl TypedRole for MonitoringNode {
             unless: None,
             notify: Vec::new(),
         };
-        Ok(vec![Box::new(directory(dir, 0o755)), Box::new(journal)])
+        check::check_path(ctx, "monitoring_textfile_dir", &v.monitoring_textfile_dir)?;
+        Ok(vec![
+            Box::new(directory(dir, 0o755)),
+            Box::new(journal),
+            Box::new(directory(&v.monitoring_textfile_dir, 0o755)),
+        ])
     }
 }
 

@@ -1,5 +1,8 @@
 //! The monitoring role's variables, with their defaults.
 
+/// Where node-exporter's textfile collector reads metrics files on each node.
+pub const TEXTFILE_DIR: &str = "/var/lib/node_exporter/textfile";
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -34,6 +37,9 @@ pub struct Vars {
     pub monitoring_evaluation_interval: String,
     /// Published in host mode on every node, scraped at each inventory address.
     pub monitoring_node_exporter_port: u16,
+    /// node-exporter's textfile collector reads `*.prom` files here on every
+    /// node (the postgres_backup role writes its metrics there).
+    pub monitoring_textfile_dir: String,
     pub monitoring_cadvisor_port: u16,
     /// host:port of each API instance's metrics endpoint.
     pub monitoring_api_targets: Vec<String>,
@@ -90,6 +96,9 @@ pub struct Vars {
     pub alert_failed_logins: u32,
     pub alert_failed_logins_window: String,
     pub alert_failed_logins_for: String,
+    /// PostgresBackupTooOld fires when a node's last good backup (restore
+    /// drill passed) is older than this many hours.
+    pub alert_backup_max_age_hours: u32,
     /// host:port; empty means no e-mail receiver.
     pub alertmanager_smtp_smarthost: String,
     pub alertmanager_smtp_from: String,
@@ -190,6 +199,7 @@ impl Default for Vars {
             monitoring_scrape_interval: "15s".into(),
             monitoring_evaluation_interval: "15s".into(),
             monitoring_node_exporter_port: 9100,
+            monitoring_textfile_dir: TEXTFILE_DIR.into(),
             monitoring_cadvisor_port: 8080,
             monitoring_api_targets: vec!["api:8000".into()],
             monitoring_api_metrics_path: "/metrics".into(),
@@ -236,6 +246,7 @@ impl Default for Vars {
             alert_failed_logins: 10,
             alert_failed_logins_window: "5m".into(),
             alert_failed_logins_for: "0s".into(),
+            alert_backup_max_age_hours: 26,
             alertmanager_smtp_smarthost: String::new(),
             alertmanager_smtp_from: String::new(),
             alertmanager_smtp_auth_username: String::new(),
@@ -260,6 +271,8 @@ pub struct NodeVars {
     pub monitoring_app_log_dir: String,
     /// The old name of `monitoring_app_log_dir`; when set, it wins.
     pub promtail_app_log_dir: String,
+    /// node-exporter's textfile collector directory (a bind mount: it must exist).
+    pub monitoring_textfile_dir: String,
 }
 
 impl Default for NodeVars {
@@ -268,6 +281,7 @@ impl Default for NodeVars {
         Self {
             monitoring_app_log_dir: v.monitoring_app_log_dir,
             promtail_app_log_dir: v.promtail_app_log_dir,
+            monitoring_textfile_dir: v.monitoring_textfile_dir,
         }
     }
 }
