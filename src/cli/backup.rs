@@ -32,6 +32,8 @@ pub enum HostError {
     NoRole,
     #[error("{what} failed: {detail}")]
     Remote { what: &'static str, detail: String },
+    #[error("not restored: {0}")]
+    NotConfirmed(&'static str),
 }
 
 /// The hosts `--limit` selects (every host without it), as the inventory describes them.

@@ -152,13 +152,9 @@ fn confirmation(name: &str, r: &Record) -> String {
 
 /// Asks on the terminal; without one, refuses (use --yes).
 fn confirm(name: &str) -> Result<(), HostError> {
-    let refused = |detail: &str| HostError::Remote {
-        what: "the restore",
-        detail: detail.into(),
-    };
     if !std::io::stdin().is_terminal() {
-        return Err(refused(
-            "not confirmed: stdin is not a terminal; pass --yes to restore without asking",
+        return Err(HostError::NotConfirmed(
+            "stdin is not a terminal to confirm on; pass --yes to restore without asking",
         ));
     }
     eprint!("Replace those tables of {name}? Only 'yes' is accepted: ");
@@ -168,7 +164,7 @@ fn confirm(name: &str) -> Result<(), HostError> {
     if answer.trim() == "yes" {
         Ok(())
     } else {
-        Err(refused("not confirmed"))
+        Err(HostError::NotConfirmed("the answer was not 'yes'"))
     }
 }
 

@@ -177,7 +177,7 @@ impl Vars {
         Ok(())
     }
 
-    fn durations(&self) -> [(&'static str, &String); 14] {
+    fn durations(&self) -> [(&'static str, &String); 15] {
         [
             (
                 "monitoring_scrape_interval",
@@ -204,6 +204,7 @@ impl Vars {
                 &self.alert_failed_logins_window,
             ),
             ("alert_failed_logins_for", &self.alert_failed_logins_for),
+            ("alert_backup_for", &self.alert_backup_for),
             ("loki_retention", &self.loki_retention),
         ]
     }

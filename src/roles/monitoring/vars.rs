@@ -99,6 +99,8 @@ pub struct Vars {
     /// PostgresBackupTooOld fires when a node's last good backup (restore
     /// drill passed) is older than this many hours.
     pub alert_backup_max_age_hours: u32,
+    /// The `for:` window of both backup alerts.
+    pub alert_backup_for: String,
     /// host:port; empty means no e-mail receiver.
     pub alertmanager_smtp_smarthost: String,
     pub alertmanager_smtp_from: String,
@@ -247,6 +249,7 @@ impl Default for Vars {
             alert_failed_logins_window: "5m".into(),
             alert_failed_logins_for: "0s".into(),
             alert_backup_max_age_hours: 26,
+            alert_backup_for: "0s".into(),
             alertmanager_smtp_smarthost: String::new(),
             alertmanager_smtp_from: String::new(),
             alertmanager_smtp_auth_username: String::new(),

@@ -1,0 +1,341 @@
+//! The postgres_backup role on a real lab swarm: PostgreSQL (the lab image)
+//! deployed by the `app` role on lab-1, backed up by the role's timer with a
+//! restore drill whose row counts match, copied to lab-2 over SSH with its
+//! checksum verified there; a corrupted backup fails its drill and the
+//! webhook hears of it; node-exporter serves the metrics; `slipway backup`
+//! runs one now; `slipway restore --from latest` brings a dropped table back.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::lab::Lab;
+use common::receiver::Receiver;
+use common::registry::LabRegistry;
+use common::run::{Project, Run, run, slipway};
+
+const PASSWORD: &str = "pg-backup-Qw81zr5t";
+const TEXTFILE: &str = "/var/lib/node_exporter/textfile/slipway_postgres_backup.prom";
+
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+const STACK_TEMPLATE: &str = r#"services:
+  postgres:
+    image: {{ postgres_image }}
+    environment:
+      POSTGRES_DB: app
+      POSTGRES_USER: app
+      POSTGRES_PASSWORD_FILE: /run/secrets/postgres_password
+    secrets: [postgres_password]
+    volumes:
+      - postgres_data:/var/lib/postgresql/data
+    stop_signal: SIGINT
+    deploy:
+      replicas: 1
+volumes:
+  postgres_data:
+"#;
+
+/// Docker, a one-node swarm and the stack on lab-1; rsync on lab-2, the copy's destination.
+const STACK: &str = r#"
+[[play]]
+hosts = "managers"
+roles = ["docker", "swarm"]
+
+[[play]]
+hosts = "managers"
+roles = ["app"]
+[play.vars]
+app_stack = "api"
+app_secrets = { postgres_password = { secret = true, env = "POSTGRES_PASSWORD" } }
+app_update_timeout = 240
+
+[[play]]
+hosts = "workers"
+[[play.resources]]
+type = "package"
+names = ["rsync"]
+"#;
+
+/// The role, with a timer every 20 s (the default is nightly).
+fn backup_playbook(copy_to: &str) -> String {
+    format!(
+        "[[play]]\nhosts = \"managers\"\nroles = [\"postgres_backup\"]\n[play.vars]\n\
+         postgres_backup_schedule = \"*:*:0/20\"\npostgres_backup_copy_to = {}\n\
+         postgres_backup_copy_key = {{ secret = true, file = \"copy_key\" }}\n",
+        toml_str(copy_to)
+    )
+}
+
+struct Db {
+    lab: Lab,
+    p: Project,
+}
+
+impl Db {
+    fn slipway(&self, args: &[&str]) -> Run {
+        let mut c = slipway(self.p.dir.path());
+        c.current_dir(self.p.dir.path())
+            .args(args)
+            .arg("-i")
+            .arg(self.p.path("inventory.toml"))
+            .env("POSTGRES_PASSWORD", PASSWORD);
+        run(&mut c)
+    }
+
+    fn apply(&self, playbook: &str) -> Run {
+        self.slipway(&["apply", "--yes", playbook])
+    }
+
+    /// psql as the database owner in the running postgres task on lab-1.
+    fn psql(&self, sql: &str) -> String {
+        self.lab.exec_ok(
+            0,
+            &format!(
+                "docker exec -u postgres $(docker ps -q --filter label=com.docker.swarm.service.name=api_postgres) psql -X -At -v ON_ERROR_STOP=1 -U app -d app -c {}",
+                shell_quote(sql)
+            ),
+        )
+    }
+
+    /// Polls `cmd` on host `i` until it succeeds, at most `secs` seconds.
+    fn wait_for(&self, i: usize, cmd: &str, secs: u64, what: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let out = self.lab.exec(i, cmd);
+            if out.status.success() {
+                return String::from_utf8_lossy(&out.stdout).into_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {secs} s: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// `key value` lines of the backup script's record.
+fn value<'a>(record: &'a str, key: &str) -> &'a str {
+    record
+        .lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')))
+        .unwrap_or("")
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(&format!("slipway_postgres_backup_{name}{{")))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+}
+
+#[test]
+fn backups_are_drilled_copied_measured_reported_and_restored() {
+    let reg = LabRegistry::ensure();
+    let lab = Lab::start("backup", 2);
+    let receiver = Receiver::start(&lab, &reg);
+    let p = Project::new();
+    let key = p.path("copy_key");
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "backup-copy", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let public = std::fs::read_to_string(p.path("copy_key.pub")).unwrap();
+    lab.exec_ok(
+        1,
+        &format!(
+            "mkdir -p /srv/backups && echo {} >> /root/.ssh/authorized_keys",
+            shell_quote(public.trim())
+        ),
+    );
+    let base = std::fs::read_to_string(&lab.inventory).unwrap();
+    p.write(
+        "inventory.toml",
+        &format!(
+            "{base}\n[vars]\ndocker_source = \"distribution\"\ndocker_storage_driver = \"vfs\"\n\
+             docker_registries = [{{ address = {addr}, ca = {ca}, username = {user}, password = {{ secret = true, value = {pw} }} }}]\n\
+             postgres_image = {pg}\n\
+             \n[notify]\ndiscord_webhook = {{ secret = true, value = {hook} }}\n",
+            addr = toml_str(&reg.address),
+            ca = toml_str(&reg.ca_pem),
+            user = toml_str(&reg.username),
+            pw = toml_str(&reg.password),
+            pg = toml_str(&reg.image("postgres")),
+            hook = toml_str(&receiver.url),
+        ),
+    );
+    p.write("templates/stack.yml.j2", STACK_TEMPLATE);
+    p.write("stack.toml", STACK);
+    let copy_to = format!("root@{}:/srv/backups/db", lab.hosts[1].ip);
+    p.write("backup.toml", &backup_playbook(&copy_to));
+    let db = Db { lab, p };
+
+    let started = Instant::now();
+    db.apply("stack.toml").expect(0);
+    eprintln!(
+        "docker, swarm, postgres: {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    // Over TCP: the entrypoint's socket-only first server does not count.
+    db.wait_for(
+        0,
+        "docker exec $(docker ps -q --filter label=com.docker.swarm.service.name=api_postgres) pg_isready -q -h 127.0.0.1",
+        120,
+        "postgres ready",
+    );
+    db.psql(
+        "CREATE TABLE items (id int PRIMARY KEY, name text); \
+         INSERT INTO items SELECT i, 'item ' || i FROM generate_series(1, 1000) i; \
+         CREATE TABLE users (name text); INSERT INTO users VALUES ('a'), ('b'), ('c');",
+    );
+
+    // The timer's backup: drill passed with the same row counts, copy verified on lab-2.
+    let started = Instant::now();
+    let applied = db.apply("backup.toml").expect(0);
+    assert!(!applied.all().contains("PRIVATE KEY"), "{}", applied.all());
+    eprintln!(
+        "postgres_backup role: {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    let record = db.wait_for(
+        0,
+        "grep -qx 'result ok' /var/lib/slipway/postgres-backup/last && cat /var/lib/slipway/postgres-backup/last",
+        180,
+        "a backup by the timer",
+    );
+    eprintln!(
+        "timer's backup: {} bytes, backup {} s, restore drill {} s",
+        value(&record, "size"),
+        value(&record, "backup_seconds"),
+        value(&record, "drill_seconds")
+    );
+    assert_eq!(value(&record, "mode"), "run", "{record}");
+    assert_eq!(value(&record, "drill"), "passed", "{record}");
+    assert!(record.contains("restored public.items 1000\n"), "{record}");
+    assert!(record.contains("restored public.users 3\n"), "{record}");
+    let file = value(&record, "file").to_string();
+    let counts = db.lab.exec_ok(
+        0,
+        &format!("cat /var/backups/slipway/postgres/{file}.counts"),
+    );
+    assert_eq!(counts, "public.items 1000\npublic.users 3\n");
+    // No throwaway container or network is left behind.
+    let left = db.lab.exec_ok(0, "docker ps -aq --filter name=slipway-drill; docker network ls -q --filter name=slipway-drill");
+    assert_eq!(left.trim(), "", "drill leftovers");
+    db.lab.exec_ok(
+        1,
+        &format!("cd /srv/backups/db && sha256sum -c {file}.sha256 && test -s {file}.counts"),
+    );
+
+    // From here on, runs are started by the test only.
+    db.lab.exec_ok(
+        0,
+        "systemctl stop slipway-postgres-backup.timer && flock /run/lock/slipway-postgres-backup.lock true",
+    );
+
+    // A corrupted backup fails its drill, the metric says so, the webhook hears.
+    db.lab.exec_ok(
+        0,
+        "f=$(ls /var/backups/slipway/postgres/*.dump | sort | tail -n 1); printf corrupt | dd of=\"$f\" bs=1 seek=200 conv=notrunc",
+    );
+    let drill = db
+        .lab
+        .exec(0, "/usr/local/sbin/slipway-postgres-backup drill latest");
+    assert!(!drill.status.success());
+    let metrics = db.lab.exec_ok(0, &format!("cat {TEXTFILE}"));
+    assert_eq!(metric(&metrics, "drill_success"), 0.0, "{metrics}");
+    let payloads = receiver.received();
+    let content = payloads
+        .iter()
+        .filter_map(|p| p["content"].as_str())
+        .find(|c| c.contains("checksum mismatch"))
+        .unwrap_or_else(|| panic!("no notification of the failed drill: {payloads:?}"));
+    assert!(
+        content.starts_with("slipway postgres_backup on "),
+        "{content}"
+    );
+
+    // slipway backup: a new backup now, its drill passed.
+    let started = Instant::now();
+    let now = db.slipway(&["backup"]).expect(0);
+    eprintln!(
+        "slipway backup: {:.1} s\n{}",
+        started.elapsed().as_secs_f64(),
+        now.stdout
+    );
+    assert!(now.stdout.contains("backup ok: app-"), "{}", now.stdout);
+    assert!(
+        now.stdout.contains("restore drill passed"),
+        "{}",
+        now.stdout
+    );
+    assert!(
+        now.stdout.contains("public.items: 1000 rows"),
+        "{}",
+        now.stdout
+    );
+    assert!(
+        now.stdout.contains("checksum verified there"),
+        "{}",
+        now.stdout
+    );
+
+    // node-exporter's textfile collector serves the metrics.
+    db.lab.exec_ok(
+        0,
+        &format!(
+            "docker run -d --name node-exporter --network host -v /var/lib/node_exporter/textfile:/textfile:ro {} \
+             --collector.textfile.directory=/textfile --web.listen-address=127.0.0.1:9100",
+            reg.image("node-exporter")
+        ),
+    );
+    let served = db.wait_for(
+        0,
+        "curl -fsS http://127.0.0.1:9100/metrics | grep '^slipway_postgres_backup_'",
+        60,
+        "node-exporter serving the backup metrics",
+    );
+    assert_eq!(metric(&served, "drill_success"), 1.0, "{served}");
+    assert_eq!(metric(&served, "last_run_success"), 1.0, "{served}");
+    assert!(metric(&served, "size_bytes") > 1000.0, "{served}");
+    let age = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        - metric(&served, "last_success_timestamp_seconds");
+    assert!(age.abs() < 600.0, "{served}");
+
+    // A dropped table comes back; without a terminal, only with --yes.
+    db.psql("DROP TABLE items; INSERT INTO users VALUES ('d');");
+    let refused = db.slipway(&["restore", "--from", "latest"]).expect(1);
+    assert!(refused.stderr.contains("pass --yes"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("(missing)"), "{}", refused.stderr);
+    let started = Instant::now();
+    let restored = db
+        .slipway(&["restore", "--from", "latest", "--yes"])
+        .expect(0);
+    eprintln!(
+        "slipway restore: {:.1} s\n{}",
+        started.elapsed().as_secs_f64(),
+        restored.all()
+    );
+    assert!(
+        restored
+            .stdout
+            .contains("every table has the backup's row count"),
+        "{}",
+        restored.stdout
+    );
+    assert_eq!(db.psql("SELECT count(*) FROM items").trim(), "1000");
+    assert_eq!(db.psql("SELECT count(*) FROM users").trim(), "3");
+}
