@@ -56,7 +56,7 @@ app_update_timeout = 240
 hosts = "workers"
 [[play.resources]]
 type = "package"
-names = ["rsync"]
+name = "rsync"
 "#;
 
 /// The role, with a timer every 20 s (the default is nightly).
@@ -237,6 +237,10 @@ fn backups_are_drilled_copied_measured_reported_and_restored() {
         &format!("cd /srv/backups/db && sha256sum -c {file}.sha256 && test -s {file}.counts"),
     );
 
+    // Converged: a second plan has nothing to do (the units are loaded as written).
+    db.slipway(&["plan", "--detailed-exitcode", "backup.toml"])
+        .expect(0);
+
     // From here on, runs are started by the test only.
     db.lab.exec_ok(
         0,
@@ -317,12 +321,15 @@ fn backups_are_drilled_copied_measured_reported_and_restored() {
 
     // A dropped table comes back; without a terminal, only with --yes.
     db.psql("DROP TABLE items; INSERT INTO users VALUES ('d');");
-    let refused = db.slipway(&["restore", "--from", "latest"]).expect(1);
+    let host = db.lab.hosts[0].name.clone();
+    let refused = db
+        .slipway(&["restore", "--limit", &host, "--from", "latest"])
+        .expect(1);
     assert!(refused.stderr.contains("pass --yes"), "{}", refused.stderr);
     assert!(refused.stderr.contains("(missing)"), "{}", refused.stderr);
     let started = Instant::now();
     let restored = db
-        .slipway(&["restore", "--from", "latest", "--yes"])
+        .slipway(&["restore", "--limit", &host, "--from", "latest", "--yes"])
         .expect(0);
     eprintln!(
         "slipway restore: {:.1} s\n{}",

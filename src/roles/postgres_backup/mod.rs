@@ -199,6 +199,31 @@ fn units(schedule: &str) -> (String, String) {
     (service, timer)
 }
 
+/// `systemctl daemon-reload` after the unit files are written. Its guard is
+/// read when planning, before the files change, so it compares the files on
+/// the host with the planned content: the reload is planned when one will
+/// change, or changed since systemd last read it.
+fn reload_units(files: &[(String, String)]) -> Command {
+    let mut unless = String::new();
+    for (path, content) in files {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        unless.push_str(&format!(
+            "printf '%s  %s\\n' {} {} | sha256sum -c --status && systemctl show -p NeedDaemonReload {} | grep -qx NeedDaemonReload=no && ",
+            crate::digest::sha256_hex(content.as_bytes()),
+            q(path),
+            q(name)
+        ));
+    }
+    unless.push_str("true");
+    Command {
+        name: format!("reload systemd for the {UNIT} units"),
+        run: "systemctl daemon-reload".into(),
+        creates: None,
+        unless: Some(unless),
+        notify: Vec::new(),
+    }
+}
+
 impl TypedRole for PostgresBackup {
     type Vars = Vars;
     const NAME: &'static str = "postgres_backup";
@@ -248,25 +273,17 @@ impl TypedRole for PostgresBackup {
         out.extend(hooks.into_iter().map(|f| Box::new(f) as Box<dyn Resource>));
         let (service, timer) = units(&v.postgres_backup_schedule);
         let timer_unit = format!("{UNIT}.timer");
-        out.push(Box::new(config_file(
-            &format!("/etc/systemd/system/{UNIT}.service"),
-            service,
-            0o644,
-        )));
-        let mut timer_file =
-            config_file(&format!("/etc/systemd/system/{timer_unit}"), timer, 0o644);
-        timer_file.notify = vec![timer_unit.clone()];
-        out.push(Box::new(timer_file));
-        // systemd reads a changed unit file only after a reload.
-        out.push(Box::new(Command {
-            name: format!("reload systemd for the {UNIT} units"),
-            run: "systemctl daemon-reload".into(),
-            creates: None,
-            unless: Some(format!(
-                "for u in {UNIT}.service {timer_unit}; do systemctl show -p NeedDaemonReload \"$u\" | grep -qx NeedDaemonReload=no || exit 1; done"
-            )),
-            notify: Vec::new(),
-        }));
+        let unit_files = [
+            (format!("/etc/systemd/system/{UNIT}.service"), service),
+            (format!("/etc/systemd/system/{timer_unit}"), timer),
+        ];
+        let reload = reload_units(&unit_files);
+        for (path, content) in unit_files {
+            let mut file = config_file(&path, content, 0o644);
+            file.notify = vec![timer_unit.clone()];
+            out.push(Box::new(file));
+        }
+        out.push(Box::new(reload));
         out.push(Box::new(Service::running(&timer_unit)));
         Ok(out)
     }

@@ -39,6 +39,12 @@ fn installs_the_script_its_settings_and_a_persistent_timer() {
         timer.contains("OnCalendar=*-*-* 03:15:00\nPersistent=true\n"),
         "{timer}"
     );
+    // systemd reloads after the unit files are written, when they differ from the plan.
+    let ids: Vec<String> = all.iter().map(|r| r.id()).collect();
+    let at = |id: &str| ids.iter().position(|i| i.starts_with(id)).unwrap();
+    assert!(
+        at("file:/etc/systemd/system/slipway-postgres-backup.timer") < at("command:reload systemd")
+    );
     let script = content(&all, SCRIPT).unwrap();
     assert!(script.starts_with("#!/bin/sh\n"));
     // No copy, no webhooks: no key, no payloads, nothing to install.
