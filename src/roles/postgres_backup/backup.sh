@@ -33,7 +33,7 @@ cleanup() {
   [ -z "$CLEAN_CONTAINER" ] || docker rm -f "$CLEAN_CONTAINER" >/dev/null 2>&1
   [ -z "$CLEAN_NETWORK" ] || docker network rm "$CLEAN_NETWORK" >/dev/null 2>&1
   [ -z "$CLEAN_DIR" ] || rm -rf "$CLEAN_DIR"
-  CLEAN_CONTAINER= CLEAN_NETWORK= CLEAN_DIR=
+  CLEAN_CONTAINER='' CLEAN_NETWORK='' CLEAN_DIR=''
 }
 trap 'exit 1' HUP INT TERM
 
@@ -58,10 +58,15 @@ counts_in() { # CONTAINER: `SCHEMA.TABLE N` lines
   [ -z "$out" ] || printf '%s\n' "$out" | sed -n 's/^count //p'
 }
 
+# The backups' file names, oldest first (names sort by time).
+backups() {
+  for p in "$DIR"/*.dump; do [ ! -f "$p" ] || printf '%s\n' "${p##*/}"; done
+}
+
 # FROM_PATH: FROM (a file name in the backup directory, or "latest") as a path.
 resolve() {
   case "$1" in
-    latest) f=$(ls -1 "$DIR" | grep -E '\.dump$' | sort | tail -n 1) ;;
+    latest) f=$(backups | tail -n 1) ;;
     */* | .*) fail "not a backup file name: $1"; return 1 ;;
     *) f=$1 ;;
   esac
@@ -87,7 +92,7 @@ dump() { # CONTAINER OUT COUNTS
   exec 7>"$work/in"
   printf '%s\n' "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;" \
     "\\copy (SELECT pg_export_snapshot()) TO '$snapfile'" >&7
-  snap= i=0
+  snap='' i=0
   while [ $i -lt 300 ] && kill -0 "$reader" 2>/dev/null; do
     snap=$(docker exec "$1" cat "$snapfile" 2>/dev/null) && [ -n "$snap" ] && break
     i=$((i + 1)); sleep 0.2
@@ -176,10 +181,10 @@ drill() { # PATH
 # Keeps the newest backup of each of the newest KEEP_DAILY days, KEEP_WEEKLY
 # ISO weeks and KEEP_MONTHLY months; removes the others with their side files.
 retain() {
-  days= weeks= months= nd=0 nw=0 nm=0
-  for f in $(ls -1 "$DIR" | grep -E '\.dump$' | sort -r); do
+  days='' weeks='' months='' nd=0 nw=0 nm=0
+  for f in $(backups | sort -r); do
     stamp=${f%.dump}; stamp=${stamp##*-}; day=${stamp%%T*}
-    week=$(date -u -d "$day" +%G%V) month=${day%??} keep=
+    week=$(date -u -d "$day" +%G%V) month=${day%??} keep=''
     case " $days " in *" $day "*) ;; *) [ $nd -ge "$KEEP_DAILY" ] || { days="$days $day"; nd=$((nd + 1)); keep=1; } ;; esac
     case " $weeks " in *" $week "*) ;; *) [ $nw -ge "$KEEP_WEEKLY" ] || { weeks="$weeks $week"; nw=$((nw + 1)); keep=1; } ;; esac
     case " $months " in *" $month "*) ;; *) [ $nm -ge "$KEEP_MONTHLY" ] || { months="$months $month"; nm=$((nm + 1)); keep=1; } ;; esac
