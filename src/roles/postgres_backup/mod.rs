@@ -83,10 +83,12 @@ struct CopyTo<'a> {
     path: &'a str,
 }
 
+/// Letters, digits, `_` and the characters of `extra`: values the script
+/// uses unquoted in names, paths and remote commands.
 fn plain(s: &str, extra: &str) -> bool {
     !s.is_empty()
         && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_".contains(c) || extra.contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || extra.contains(c))
 }
 
 fn abs_path(s: &str) -> bool {
