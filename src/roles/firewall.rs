@@ -96,6 +96,11 @@ pub struct Vars {
     /// The exporters' published ports (shared with the monitoring role).
     pub monitoring_node_exporter_port: u16,
     pub monitoring_cadvisor_port: u16,
+    /// On edge nodes (`swarm_node_labels` with `edge = "true"`), let anyone
+    /// reach the edge stack's published 80 and 443.
+    pub firewall_edge: bool,
+    /// This host's node labels (shared with swarm and edge).
+    pub swarm_node_labels: std::collections::BTreeMap<String, String>,
     /// Seconds after a firewall change before the host puts the previous
     /// rules back by itself, unless a new SSH login proved it first.
     pub firewall_revert_window: u32,
@@ -117,6 +122,8 @@ impl Default for Vars {
             firewall_monitoring_exporters: true,
             monitoring_node_exporter_port: 9100,
             monitoring_cadvisor_port: 8080,
+            firewall_edge: true,
+            swarm_node_labels: Default::default(),
             firewall_revert_window: 90,
         }
     }
@@ -291,6 +298,18 @@ pub fn published(v: &Vars, ctx: &RoleContext<'_>) -> Result<Vec<Published>, Stri
                 if !out.contains(&p) {
                     out.push(p);
                 }
+            }
+        }
+    }
+    if v.firewall_edge && super::edge::is_edge_node(&v.swarm_node_labels) {
+        for port in ["80", "443"] {
+            let p = Published {
+                port: port.into(),
+                proto: Proto::Tcp,
+                from: Source::Any,
+            };
+            if !out.contains(&p) {
+                out.push(p);
             }
         }
     }

@@ -8,6 +8,7 @@ mod app;
 mod base;
 mod deploy_user;
 mod docker;
+mod edge;
 mod fail2ban;
 mod firewall;
 mod logrotate;
@@ -182,6 +183,7 @@ static ROLES: &[&dyn Role] = &[
     &monitoring::Monitoring,
     &app::App,
     &postgres_backup::PostgresBackup,
+    &edge::Edge,
 ];
 
 pub fn lookup(name: &str) -> Option<&'static dyn Role> {

@@ -21,6 +21,8 @@ static BUILTIN: &[(&str, &str)] = builtin![
     "monitoring/promtail/promtail.yml.j2",
     "monitoring/alloy/config.alloy.j2",
     "monitoring/stack.yml.j2",
+    "edge/nginx.conf.j2",
+    "edge/stack.yml.j2",
 ];
 
 pub fn get(name: &str) -> Option<&'static str> {
