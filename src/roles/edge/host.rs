@@ -79,14 +79,11 @@ pub fn start(v: &Vars) -> Vec<Box<dyn Resource>> {
     let loaded: Vec<String> = units
         .iter()
         .map(|(path, text)| {
-            format!(
-                "echo {}' '{} | sha256sum -c --status",
-                crate::digest::sha256_hex(text.as_bytes()),
-                q(path)
-            )
+            let line = format!("{}  {path}", crate::digest::sha256_hex(text.as_bytes()));
+            format!("echo {} | sha256sum -c --status", q(&line))
         })
         .chain([format!(
-            "[ \"$(systemctl show -p NeedDaemonReload --value {UNIT}.service {UNIT}.timer | sort -u)\" = no ]"
+            "[ -z \"$(systemctl show -p NeedDaemonReload --value {UNIT}.service {UNIT}.timer | grep -x yes)\" ]"
         )])
         .collect();
     let timer = Command {

@@ -88,7 +88,9 @@ fn the_leader_deploys_edge_nodes_get_certbot_others_nothing() {
     }
     // The package's timer is masked before its postinst could start it.
     let pos = |id: &str| edge.iter().position(|i| i == id).unwrap();
-    assert!(pos("command:mask certbot.timer (slipway-acme renews)") < pos("package:certbot,openssl"));
+    assert!(
+        pos("command:mask certbot.timer (slipway-acme renews)") < pos("package:certbot,openssl")
+    );
     assert!(!edge.iter().any(|i| i.starts_with("stack:")));
     assert!(ids("w2").is_empty());
 }
@@ -153,7 +155,10 @@ fn the_acme_script_asks_for_each_name_and_links_it_for_nginx() {
 #[test]
 fn mistakes_are_refused_naming_the_variable() {
     for (vars, want) in [
-        (json!({"swarm_networks": []}), "edge_network: the overlay network `edge` is not in swarm_networks"),
+        (
+            json!({"swarm_networks": []}),
+            "edge_network: the overlay network `edge` is not in swarm_networks",
+        ),
         (
             json!({"edge_routes": [{"host": "*.example.com", "upstream": "a:1"}]}),
             "edge_routes[0].host: `*.example.com` is not a host name",
@@ -166,9 +171,18 @@ fn mistakes_are_refused_naming_the_variable() {
             json!({"edge_routes": [{"host": "a.example.com", "upstream": "a:1"}, {"host": "a.example.com", "upstream": "b:1"}]}),
             "edge_routes[1].host: `a.example.com` has two routes",
         ),
-        (json!({"edge_acme_email": ""}), "edge_acme_email: the ACME account needs"),
-        (json!({"edge_rate_limit": "100/m"}), "edge_rate_limit: `100/m` is not a rate"),
-        (json!({"edge_log_dir": "logs"}), "edge_log_dir: `logs` must be an absolute path"),
+        (
+            json!({"edge_acme_email": ""}),
+            "edge_acme_email: the ACME account needs",
+        ),
+        (
+            json!({"edge_rate_limit": "100/m"}),
+            "edge_rate_limit: `100/m` is not a rate",
+        ),
+        (
+            json!({"edge_log_dir": "logs"}),
+            "edge_log_dir: `logs` must be an absolute path",
+        ),
     ] {
         let e = resources("w1", vars).map(|_| ()).unwrap_err();
         assert!(e.message().contains(want), "{want}: {}", e.message());
