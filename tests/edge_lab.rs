@@ -279,6 +279,22 @@ fn edge_serves_pebbles_certificate_keeps_it_and_renews_it() {
         &format!("http://{ip}/version"),
     ]));
     assert_eq!(redirect, format!("301 https://{NAME}/version"));
+    // A challenge this node has is served; one it has not is asked of the
+    // other edge nodes (here none but itself), then not found.
+    lab.exec_ok(
+        0,
+        "mkdir -p /var/lib/slipway/edge/acme/.well-known/acme-challenge && echo probe-7c1 >/var/lib/slipway/edge/acme/.well-known/acme-challenge/probe",
+    );
+    let challenge = |token: &str| {
+        local(Command::new("curl").args([
+            "-s",
+            "-w",
+            " %{http_code}",
+            &format!("http://{ip}/.well-known/acme-challenge/{token}"),
+        ]))
+    };
+    assert_eq!(challenge("probe"), "probe-7c1\n 200");
+    assert!(challenge("missing").ends_with(" 404"));
     let log = lab.exec_ok(0, "cat /var/log/slipway/edge/access.log");
     assert!(log.contains("\"GET /version HTTP/1.1\" 200"), "{log}");
 

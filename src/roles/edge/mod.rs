@@ -126,6 +126,7 @@ fn stack(v: &Vars, ctx: &RoleContext<'_>, leader: bool) -> InputResult<Vec<Box<d
         "edge_certs_dir": host::CERTS_DIR,
         "edge_webroot": host::WEBROOT,
         "edge_log_dir": v.edge_log_dir.trim_end_matches('/'),
+        "edge_service": format!("{STACK}_nginx"),
     });
     let mut files = StackFiles::default();
     files.resources.push(Box::new(directory(STACK_DIR, 0o755)));

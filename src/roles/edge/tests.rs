@@ -109,6 +109,7 @@ fn nginx_routes_each_name_with_tls_headers_and_a_rate_limit() {
         "add_header Strict-Transport-Security \"max-age=31536000\" always;",
         "access_log /var/log/slipway/edge/access.log combined;",
         "root /var/lib/slipway/edge/acme;",
+        "set $peers http://tasks.edge_nginx:8080;",
         "return 301 https://$host$request_uri;",
         "ssl_protocols TLSv1.2 TLSv1.3;",
         "resolver 127.0.0.11 valid=1s",
