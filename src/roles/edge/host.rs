@@ -111,8 +111,11 @@ pub fn start(v: &Vars) -> Vec<Box<dyn Resource>> {
             )
         })
         .collect();
+    // Closes the list: with no route there is nothing to obtain.
     served.push("true".into());
     let state = format!("systemctl show -p ActiveState --value {UNIT}.service");
+    // The start is queued, not waited for; the loop gives systemd a moment to
+    // pick it up, so the check after apply finds the run under way.
     let first = Command {
         name: format!("start {UNIT}.service (certificates from the ACME server)"),
         run: format!(
