@@ -21,6 +21,7 @@ mod stack_files;
 mod swarm;
 mod sysctl;
 mod trust;
+mod units;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;

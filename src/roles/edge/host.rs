@@ -15,7 +15,7 @@ use crate::resource::Resource;
 use crate::resource::command::Command;
 use crate::resource::package::Package;
 use crate::roles::stack_files::directory;
-use crate::roles::{MANAGED, config_file};
+use crate::roles::{MANAGED, config_file, units};
 use crate::shell::q;
 
 /// What nginx reads, one link per name (mounted read-only at the same path).
@@ -58,46 +58,18 @@ pub fn prepare(v: &Vars) -> Vec<Box<dyn Resource>> {
         out.push(Box::new(bootstrap(&r.host)));
     }
     let names: Vec<&str> = v.edge_routes.iter().map(|r| r.host.as_str()).collect();
-    for (path, text, mode) in [
-        (ACME_SCRIPT, acme_script(v, &names), 0o755),
-        (DEPLOY_HOOK, deploy_hook(), 0o755),
-        (&unit_path("service"), service_unit(), 0o644),
-        (&unit_path("timer"), timer_unit(), 0o644),
+    for (path, text) in [
+        (ACME_SCRIPT, acme_script(v, &names)),
+        (DEPLOY_HOOK, deploy_hook()),
     ] {
-        out.push(Box::new(config_file(path, text, mode)));
+        out.push(Box::new(config_file(path, text, 0o755)));
     }
+    out.extend(units::timer(UNIT, service_unit(), timer_unit()));
     out
 }
 
-/// The timer in force, and a first run started without waiting for it.
-pub fn start(v: &Vars) -> Vec<Box<dyn Resource>> {
-    let units = [
-        (unit_path("service"), service_unit()),
-        (unit_path("timer"), timer_unit()),
-    ];
-    // The unit files as planned and loaded: a changed file is reloaded.
-    let loaded: Vec<String> = units
-        .iter()
-        .map(|(path, text)| {
-            let line = format!("{}  {path}", crate::digest::sha256_hex(text.as_bytes()));
-            format!("echo {} | sha256sum -c --status", q(&line))
-        })
-        .chain([format!(
-            "[ -z \"$(systemctl show -p NeedDaemonReload --value {UNIT}.service {UNIT}.timer | grep -x yes)\" ]"
-        )])
-        .collect();
-    let timer = Command {
-        name: format!("enable and start {UNIT}.timer"),
-        run: format!(
-            "systemctl daemon-reload && systemctl enable {UNIT}.timer && systemctl restart {UNIT}.timer"
-        ),
-        creates: None,
-        unless: Some(format!(
-            "{} && systemctl is-enabled --quiet {UNIT}.timer && systemctl is-active --quiet {UNIT}.timer",
-            loaded.join(" && ")
-        )),
-        notify: Vec::new(),
-    };
+/// A first run, started without waiting for it (the timer runs it twice a day).
+pub fn start(v: &Vars) -> Box<dyn Resource> {
     // Done when every name is served from certbot's certificate, or while a
     // run is under way (or waiting to retry: `activating`).
     let mut served: Vec<String> = v
@@ -129,11 +101,7 @@ pub fn start(v: &Vars) -> Vec<Box<dyn Resource>> {
         )),
         notify: Vec::new(),
     };
-    vec![Box::new(timer), Box::new(first)]
-}
-
-fn unit_path(kind: &str) -> String {
-    format!("{UNIT_DIR}/{UNIT}.{kind}")
+    Box::new(first)
 }
 
 /// A self-signed certificate for `name`, made once, and nginx's link to it

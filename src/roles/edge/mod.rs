@@ -114,7 +114,7 @@ impl TypedRole for Edge {
         if edge_node {
             // After the stack on a leader that is an edge node too: its
             // nginx then answers the first challenge.
-            out.extend(host::start(&v));
+            out.push(host::start(&v));
         }
         Ok(out)
     }

@@ -81,7 +81,8 @@ fn the_leader_deploys_edge_nodes_get_certbot_others_nothing() {
         "command:bootstrap certificate for api.example.com",
         "command:bootstrap certificate for www.example.com",
         "file:/etc/systemd/system/slipway-acme.timer",
-        "command:enable and start slipway-acme.timer",
+        "command:reload systemd for the slipway-acme units",
+        "service:slipway-acme.timer",
         "command:start slipway-acme.service (certificates from the ACME server)",
     ] {
         assert!(edge.contains(&want.to_string()), "{want}: {edge:?}");

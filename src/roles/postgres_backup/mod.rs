@@ -16,10 +16,8 @@ use super::stack_files::directory;
 use super::{MANAGED, RoleContext, TypedRole, config_file};
 use crate::diag::InputResult;
 use crate::resource::Resource;
-use crate::resource::command::Command;
 use crate::resource::file::File;
 use crate::resource::package::Package;
-use crate::resource::service::Service;
 use crate::shell::q;
 
 pub struct PostgresBackup;
@@ -201,31 +199,6 @@ fn units(schedule: &str) -> (String, String) {
     (service, timer)
 }
 
-/// `systemctl daemon-reload` after the unit files are written. Its guard is
-/// read when planning, before the files change, so it compares the files on
-/// the host with the planned content: the reload is planned when one will
-/// change, or changed since systemd last read it.
-fn reload_units(files: &[(String, String)]) -> Command {
-    let mut unless = String::new();
-    for (path, content) in files {
-        let name = path.rsplit('/').next().unwrap_or(path);
-        unless.push_str(&format!(
-            "printf '%s  %s\\n' {} {} | sha256sum -c --status && systemctl show -p NeedDaemonReload {} | grep -qx NeedDaemonReload=no && ",
-            crate::digest::sha256_hex(content.as_bytes()),
-            q(path),
-            q(name)
-        ));
-    }
-    unless.push_str("true");
-    Command {
-        name: format!("reload systemd for the {UNIT} units"),
-        run: "systemctl daemon-reload".into(),
-        creates: None,
-        unless: Some(unless),
-        notify: Vec::new(),
-    }
-}
-
 impl TypedRole for PostgresBackup {
     type Vars = Vars;
     const NAME: &'static str = "postgres_backup";
@@ -274,19 +247,7 @@ impl TypedRole for PostgresBackup {
         out.push(Box::new(key));
         out.extend(hooks.into_iter().map(|f| Box::new(f) as Box<dyn Resource>));
         let (service, timer) = units(&v.postgres_backup_schedule);
-        let timer_unit = format!("{UNIT}.timer");
-        let unit_files = [
-            (format!("/etc/systemd/system/{UNIT}.service"), service),
-            (format!("/etc/systemd/system/{timer_unit}"), timer),
-        ];
-        let reload = reload_units(&unit_files);
-        for (path, content) in unit_files {
-            let mut file = config_file(&path, content, 0o644);
-            file.notify = vec![timer_unit.clone()];
-            out.push(Box::new(file));
-        }
-        out.push(Box::new(reload));
-        out.push(Box::new(Service::running(&timer_unit)));
+        out.extend(super::units::timer(UNIT, service, timer));
         Ok(out)
     }
 }
