@@ -1,5 +1,6 @@
-//! The `edge` role for real on a one-host lab swarm (the manager is the
-//! edge node), against Pebble, an ACME server, on the lab network: the
+//! The `edge` role for real on a two-host lab swarm (the worker is the edge
+//! node, converged while the leader deploys the stack), against Pebble, an
+//! ACME server, on the lab network: the
 //! certificate Pebble issues for api.lab.test (not the bootstrap one) is
 //! served and proxies to a small app stack; http:// redirects to https://; a
 //! redeploy of the edge stack and a restart of the node keep the certificate
@@ -18,6 +19,8 @@ use common::registry::LabRegistry;
 use common::run::{Project, on, run, slipway};
 
 const NAME: &str = "api.lab.test";
+/// The lab host that is the edge node: the worker.
+const EDGE: usize = 1;
 
 fn toml_str(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
@@ -35,9 +38,19 @@ unattended_upgrades = false
 time_sync = false
 
 [[play]]
-name = "swarm"
+name = "swarm managers"
 hosts = "managers"
-roles = ["swarm", "swarm_cluster"]
+roles = ["swarm"]
+
+[[play]]
+name = "swarm workers"
+hosts = "workers"
+roles = ["swarm"]
+
+[[play]]
+name = "swarm cluster"
+hosts = "managers"
+roles = ["swarm_cluster"]
 
 [[play]]
 name = "edge"
@@ -105,7 +118,7 @@ impl Pebble {
             .arg(format!("--label=slipway-lab.name={}", lab.name))
             .arg(format!("--network=slipway-{}", lab.name))
             .arg(format!("--ip={ip}"))
-            .arg(format!("--add-host={NAME}:{}", lab.hosts[0].ip))
+            .arg(format!("--add-host={NAME}:{}", lab.hosts[EDGE].ip))
             .args([
                 "-e",
                 "PEBBLE_VA_NOSLEEP=1",
@@ -186,12 +199,12 @@ fn served_from_pebble(ip: &str, limit: Duration) -> String {
 #[test]
 fn edge_serves_pebbles_certificate_keeps_it_and_renews_it() {
     let reg = LabRegistry::ensure();
-    let lab = Lab::start("edge", 1);
+    let lab = Lab::start("edge", 2);
     let p = Project::new();
     let pebble = Pebble::start(&lab, &reg, p.dir.path());
-    let ip = lab.hosts[0].ip.clone();
+    let ip = lab.hosts[EDGE].ip.clone();
     // The ACME directory's certificate names `pebble`.
-    lab.exec_ok(0, &format!("echo '{} pebble' >> /etc/hosts", pebble.ip));
+    lab.exec_ok(EDGE, &format!("echo '{} pebble' >> /etc/hosts", pebble.ip));
 
     let base = std::fs::read_to_string(&lab.inventory).unwrap();
     p.write(
@@ -204,7 +217,7 @@ fn edge_serves_pebbles_certificate_keeps_it_and_renews_it() {
              edge_routes = [{{ host = \"{NAME}\", upstream = \"app_app:8080\" }}]\n\
              edge_acme_email = \"ops@lab.test\"\nedge_acme_directory = \"https://pebble:14000/dir\"\n\
              edge_image = {nginx}\napp_image = {app}\n\
-             \n[groups.managers]\nvars = {{ swarm_node_labels = {{ edge = \"true\" }} }}\n",
+             \n[groups.workers]\nvars = {{ swarm_node_labels = {{ edge = \"true\" }} }}\n",
             addr = toml_str(&reg.address),
             ca = toml_str(&reg.ca_pem),
             user = toml_str(&reg.username),
@@ -282,7 +295,7 @@ fn edge_serves_pebbles_certificate_keeps_it_and_renews_it() {
     // A challenge this node has is served; one it has not is asked of the
     // other edge nodes (here none but itself), then not found.
     lab.exec_ok(
-        0,
+        EDGE,
         "mkdir -p /var/lib/slipway/edge/acme/.well-known/acme-challenge && echo probe-7c1 >/var/lib/slipway/edge/acme/.well-known/acme-challenge/probe",
     );
     let challenge = |token: &str| {
@@ -295,7 +308,7 @@ fn edge_serves_pebbles_certificate_keeps_it_and_renews_it() {
     };
     assert_eq!(challenge("probe"), "probe-7c1\n 200");
     assert!(challenge("missing").ends_with(" 404"));
-    let log = lab.exec_ok(0, "cat /var/log/slipway/edge/access.log");
+    let log = lab.exec_ok(EDGE, "cat /var/log/slipway/edge/access.log");
     assert!(log.contains("\"GET /version HTTP/1.1\" 200"), "{log}");
 
     // A redeploy (a new nginx.conf, so a new task) keeps the certificate.
@@ -308,7 +321,7 @@ fn edge_serves_pebbles_certificate_keeps_it_and_renews_it() {
     // Made due: the timer's service renews it, and nginx serves the new one.
     let renewal = format!("/etc/letsencrypt/renewal/{NAME}.conf");
     lab.exec_ok(
-        0,
+        EDGE,
         &format!("sed -i '1i renew_before_expiry = 36500 days' {renewal} && systemctl start slipway-acme.service"),
     );
     let renewed = wait_for("the renewed certificate", Duration::from_secs(30), || {
@@ -317,13 +330,13 @@ fn edge_serves_pebbles_certificate_keeps_it_and_renews_it() {
             .filter(|s| *s != first)
     });
     assert_eq!(pebble.orders_and_issued(), (2, 2));
-    lab.exec_ok(0, &format!("sed -i '/^renew_before_expiry/d' {renewal}"));
+    lab.exec_ok(EDGE, &format!("sed -i '/^renew_before_expiry/d' {renewal}"));
 
     // A restart of the node: the same certificate, nothing issued.
-    local(Command::new("docker").args(["restart", &lab.hosts[0].name]));
+    local(Command::new("docker").args(["restart", &lab.hosts[EDGE].name]));
     wait_for("ssh after the restart", Duration::from_secs(120), || {
         lab.ssh(
-            0,
+            EDGE,
             "systemctl is-system-running --wait >/dev/null; docker info >/dev/null",
         )
         .status

@@ -128,9 +128,10 @@ fn bootstrap(name: &str) -> Command {
 }
 
 /// What the service runs: each name's certificate obtained, or renewed when
-/// due (certbot keeps one that is not), then linked for nginx. Fails, and is
-/// retried, while this node's nginx is not running: the ACME server would
-/// find no challenge, and failed validations count against its limits.
+/// due (certbot keeps one that is not), then linked for nginx. Waits up to 3
+/// minutes for this node's nginx, then fails (and is retried) without asking
+/// the ACME server: it would find no challenge, and failed validations count
+/// against its limits.
 fn acme_script(v: &Vars, names: &[&str]) -> String {
     let names: Vec<String> = names.iter().map(|n| q(n)).collect();
     format!(
@@ -138,10 +139,16 @@ fn acme_script(v: &Vars, names: &[&str]) -> String {
 {MANAGED}
 # Obtains or renews this edge node's certificates (slipway-acme.service).
 set -u
-if [ -z "$(docker ps -q --filter label=com.docker.swarm.service.name={stack}_nginx --filter status=running)" ]; then
-  echo "the edge stack's nginx does not run on this node yet: no challenge could be answered" >&2
-  exit 1
-fi
+# On a first apply the leader may still be deploying the stack: wait a while.
+i=0
+until [ -n "$(docker ps -q --filter label=com.docker.swarm.service.name={stack}_nginx --filter status=running)" ]; do
+  i=$((i + 1))
+  if [ $i -gt 36 ]; then
+    echo "the edge stack's nginx does not run on this node: no challenge could be answered" >&2
+    exit 1
+  fi
+  sleep 5
+done
 failed=0
 for name in {names}; do
   certbot certonly --webroot -w {webroot} --keep-until-expiring --non-interactive --agree-tos \
