@@ -87,6 +87,47 @@ fn lab_images_run_as_their_upstream_images_do() {
         docker_ok(&["exec", &pg, "stat", "-c", "%u", "/proc/1"]).trim(),
         "999"
     );
+    // The app keeps rows there: POST /cgi-bin/items stores one, GET counts them.
+    let pg_host = format!("POSTGRES_HOST={pg}");
+    let writer = s.start(
+        "app-writer",
+        &[
+            "-v",
+            &mount,
+            "-e",
+            &pg_host,
+            "-e",
+            "POSTGRES_USER=app",
+            "-e",
+            "POSTGRES_DB=app",
+            "-e",
+            "POSTGRES_PASSWORD_FILE=/run/secrets/pg",
+            &img("app:1.1"),
+        ],
+    );
+    let items = "http://127.0.0.1:8080/cgi-bin/items";
+    for (i, body) in ["first", "it's second"].iter().enumerate() {
+        let post = format!("--post-data={body}");
+        let id = eventually("the app stores a row", || {
+            let out = docker(&["exec", &writer, "wget", "-q", "-O-", &post, items]);
+            out.status.success().then(|| stdout(&out))
+        });
+        assert_eq!(id.trim(), (i + 1).to_string());
+    }
+    assert_eq!(s.get(&writer, items).trim(), "2");
+    let rows = s.once(&[
+        "-e",
+        "PGPASSWORD=lab-pg-password",
+        &pg_image,
+        "psql",
+        "-h",
+        &pg,
+        "-U",
+        "app",
+        "-tAc",
+        "select body from items order by id",
+    ]);
+    assert_eq!(stdout(&rows), "first\nit's second\n");
     let dsn =
         format!("DATA_SOURCE_NAME=postgresql://app:lab-pg-password@{pg}:5432/app?sslmode=disable");
     let exporter = s.start(

@@ -337,12 +337,38 @@ EOF
 version registry "$(upstream_version docker-registry)"
 
 # --- app: a tiny HTTP app in three versions; 'broken' has no /health (answers 404) ---
+# /cgi-bin/items keeps rows in PostgreSQL (POSTGRES_HOST, _DB, _USER, _PASSWORD_FILE, as the
+# reference stack passes them): POST stores the request body as a row and answers its id,
+# GET answers how many rows there are.
 for v in 1.0 1.1 broken; do
   new_root "app-$v"
-  mkdir -p "$R/www"
+  mkdir -p "$R/www/cgi-bin"
   echo "$v" >"$R/www/version"
   echo "slipway lab app $v" >"$R/www/index.html"
   [ "$v" = broken ] || echo ok >"$R/www/health"
+  add_bin "$pgbin/psql"
+  cat >"$R/www/cgi-bin/items" <<'EOF'
+#!/bin/sh
+reply() { printf 'Status: %s\r\nContent-Type: text/plain\r\n\r\n%s\n' "$1" "$2"; exit 0; }
+[ -n "${POSTGRES_HOST:-}" ] || reply "503 Service Unavailable" "no database configured"
+PGPASSWORD="$(cat "${POSTGRES_PASSWORD_FILE:-/run/secrets/postgres_password}" 2>/dev/null)"
+PGHOST="$POSTGRES_HOST" PGUSER="${POSTGRES_USER:-postgres}" PGDATABASE="${POSTGRES_DB:-${POSTGRES_USER:-postgres}}"
+export PGPASSWORD PGHOST PGUSER PGDATABASE
+sql() { psql -X -q -A -t -v ON_ERROR_STOP=1 "$@" 2>&1; }
+init='CREATE TABLE IF NOT EXISTS items (id bigserial PRIMARY KEY, body text NOT NULL, created timestamptz NOT NULL DEFAULT now());'
+case "${REQUEST_METHOD:-GET}" in
+  POST)
+    body="$(head -c "${CONTENT_LENGTH:-0}")"
+    out="$(printf '%s\nINSERT INTO items (body) VALUES (:%s) RETURNING id;\n' "$init" "'body'" | sql -v body="$body")" ||
+      reply "500 Internal Server Error" "$out"
+    reply "201 Created" "$out" ;;
+  GET)
+    out="$(printf '%s\nSELECT count(*) FROM items;\n' "$init" | sql)" || reply "500 Internal Server Error" "$out"
+    reply "200 OK" "$out" ;;
+  *) reply "405 Method Not Allowed" "GET or POST" ;;
+esac
+EOF
+  chmod 755 "$R/www/cgi-bin/items"
 done
 
 # --- receiver: records webhook payloads (POST /hook), returns them (GET /received) ---
