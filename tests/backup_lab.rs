@@ -1,8 +1,10 @@
 //! The postgres_backup role on a real lab swarm: PostgreSQL (the lab image)
-//! deployed by the `app` role on lab-1, backed up by the role's timer with a
+//! deployed by the `app` role on lab-1 with the lab's app, which writes rows
+//! through its API, backed up by the role's timer with a
 //! restore drill whose row counts match, copied to lab-2 over SSH with its
 //! checksum verified there; a corrupted backup fails its drill and the
-//! webhook hears of it; node-exporter serves the metrics; `slipway backup`
+//! webhook hears of it; node-exporter serves the metrics and Prometheus
+//! scrapes them; `slipway backup`
 //! runs one now; `slipway restore --from latest` brings a dropped table back.
 
 mod common;
@@ -34,6 +36,17 @@ const STACK_TEMPLATE: &str = r#"services:
     stop_signal: SIGINT
     deploy:
       replicas: 1
+  api:
+    image: {{ api_image }}
+    environment:
+      POSTGRES_HOST: postgres
+      POSTGRES_DB: app
+      POSTGRES_USER: app
+      POSTGRES_PASSWORD_FILE: /run/secrets/postgres_password
+    secrets: [postgres_password]
+    deploy:
+      replicas: 1
+      endpoint_mode: dnsrr
 volumes:
   postgres_data:
 "#;
@@ -164,13 +177,14 @@ fn backups_are_drilled_copied_measured_reported_and_restored() {
         &format!(
             "{base}\n[vars]\ndocker_source = \"distribution\"\ndocker_storage_driver = \"vfs\"\n\
              docker_registries = [{{ address = {addr}, ca = {ca}, username = {user}, password = {{ secret = true, value = {pw} }} }}]\n\
-             postgres_image = {pg}\n\
+             postgres_image = {pg}\napi_image = {api}\n\
              \n[notify]\ndiscord_webhook = {{ secret = true, value = {hook} }}\n",
             addr = toml_str(&reg.address),
             ca = toml_str(&reg.ca_pem),
             user = toml_str(&reg.username),
             pw = toml_str(&reg.password),
             pg = toml_str(&reg.image("postgres")),
+            api = toml_str(&reg.image("app:1.1")),
             hook = toml_str(&receiver.url),
         ),
     );
@@ -193,11 +207,20 @@ fn backups_are_drilled_copied_measured_reported_and_restored() {
         120,
         "postgres ready",
     );
+    // Rows written through the API (POST /cgi-bin/items stores one in `items`).
+    db.wait_for(
+        0,
+        "docker exec $(docker ps -q --filter label=com.docker.swarm.service.name=api_api) sh -c \
+         'for i in $(seq 50); do wget -q -O- --post-data=\"row $i\" http://127.0.0.1:8080/cgi-bin/items >/dev/null || exit 1; done'",
+        120,
+        "50 rows written through the API",
+    );
     db.psql(
-        "CREATE TABLE items (id int PRIMARY KEY, name text); \
-         INSERT INTO items SELECT i, 'item ' || i FROM generate_series(1, 1000) i; \
+        "CREATE TABLE bulk (id int PRIMARY KEY, name text); \
+         INSERT INTO bulk SELECT i, 'item ' || i FROM generate_series(1, 1000) i; \
          CREATE TABLE users (name text); INSERT INTO users VALUES ('a'), ('b'), ('c');",
     );
+    assert_eq!(db.psql("SELECT count(*) FROM items").trim(), "50");
 
     // The timer's backup: drill passed with the same row counts, copy verified on lab-2.
     let started = Instant::now();
@@ -221,14 +244,18 @@ fn backups_are_drilled_copied_measured_reported_and_restored() {
     );
     assert_eq!(value(&record, "mode"), "run", "{record}");
     assert_eq!(value(&record, "drill"), "passed", "{record}");
-    assert!(record.contains("restored public.items 1000\n"), "{record}");
+    assert!(record.contains("restored public.bulk 1000\n"), "{record}");
+    assert!(record.contains("restored public.items 50\n"), "{record}");
     assert!(record.contains("restored public.users 3\n"), "{record}");
     let file = value(&record, "file").to_string();
     let counts = db.lab.exec_ok(
         0,
         &format!("cat /var/backups/slipway/postgres/{file}.counts"),
     );
-    assert_eq!(counts, "public.items 1000\npublic.users 3\n");
+    assert_eq!(
+        counts,
+        "public.bulk 1000\npublic.items 50\npublic.users 3\n"
+    );
     // No throwaway container or network is left behind.
     let left = db.lab.exec_ok(0, "docker ps -aq --filter name=slipway-drill; docker network ls -q --filter name=slipway-drill");
     assert_eq!(left.trim(), "", "drill leftovers");
@@ -284,7 +311,7 @@ fn backups_are_drilled_copied_measured_reported_and_restored() {
         now.stdout
     );
     assert!(
-        now.stdout.contains("public.items: 1000 rows"),
+        now.stdout.contains("public.bulk: 1000 rows"),
         "{}",
         now.stdout
     );
@@ -318,6 +345,23 @@ fn backups_are_drilled_copied_measured_reported_and_restored() {
         .as_secs_f64()
         - metric(&served, "last_success_timestamp_seconds");
     assert!(age.abs() < 600.0, "{served}");
+    // Prometheus scrapes them from node-exporter.
+    db.lab.exec_ok(
+        0,
+        &format!(
+            "printf 'global:\\n  scrape_interval: 2s\\nscrape_configs:\\n  - job_name: node\\n    static_configs:\\n      - targets: [\"127.0.0.1:9100\"]\\n' > /root/prometheus.yml && \
+             docker run -d --name prometheus --network host -v /root/prometheus.yml:/etc/prometheus/prometheus.yml:ro {} \
+             --config.file=/etc/prometheus/prometheus.yml --web.listen-address=127.0.0.1:9090",
+            reg.image("prometheus")
+        ),
+    );
+    let scraped = db.wait_for(
+        0,
+        "curl -fsS 'http://127.0.0.1:9090/api/v1/query?query=slipway_postgres_backup_drill_success' | grep '\"1\"\\]'",
+        60,
+        "Prometheus scraping the backup metrics",
+    );
+    assert!(scraped.contains("\"job\":\"node\""), "{scraped}");
 
     // A dropped table comes back; without a terminal, only with --yes.
     db.psql("DROP TABLE items; INSERT INTO users VALUES ('d');");
@@ -343,6 +387,12 @@ fn backups_are_drilled_copied_measured_reported_and_restored() {
         "{}",
         restored.stdout
     );
-    assert_eq!(db.psql("SELECT count(*) FROM items").trim(), "1000");
+    assert_eq!(db.psql("SELECT count(*) FROM items").trim(), "50");
+    assert_eq!(db.psql("SELECT count(*) FROM bulk").trim(), "1000");
+    let through_api = db.lab.exec_ok(
+        0,
+        "docker exec $(docker ps -q --filter label=com.docker.swarm.service.name=api_api) wget -q -O- http://127.0.0.1:8080/cgi-bin/items",
+    );
+    assert_eq!(through_api.trim(), "50");
     assert_eq!(db.psql("SELECT count(*) FROM users").trim(), "3");
 }

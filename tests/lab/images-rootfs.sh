@@ -346,7 +346,7 @@ for v in 1.0 1.1 broken; do
   echo "$v" >"$R/www/version"
   echo "slipway lab app $v" >"$R/www/index.html"
   [ "$v" = broken ] || echo ok >"$R/www/health"
-  add_bin "$pgbin/psql"
+  add_bin "$pgbin/psql" /usr/bin/psql
   cat >"$R/www/cgi-bin/items" <<'EOF'
 #!/bin/sh
 reply() { printf 'Status: %s\r\nContent-Type: text/plain\r\n\r\n%s\n' "$1" "$2"; exit 0; }
@@ -355,7 +355,7 @@ PGPASSWORD="$(cat "${POSTGRES_PASSWORD_FILE:-/run/secrets/postgres_password}" 2>
 PGHOST="$POSTGRES_HOST" PGUSER="${POSTGRES_USER:-postgres}" PGDATABASE="${POSTGRES_DB:-${POSTGRES_USER:-postgres}}"
 export PGPASSWORD PGHOST PGUSER PGDATABASE
 sql() { psql -X -q -A -t -v ON_ERROR_STOP=1 "$@" 2>&1; }
-init='CREATE TABLE IF NOT EXISTS items (id bigserial PRIMARY KEY, body text NOT NULL, created timestamptz NOT NULL DEFAULT now());'
+init='SET client_min_messages TO warning; CREATE TABLE IF NOT EXISTS items (id bigserial PRIMARY KEY, body text NOT NULL, created timestamptz NOT NULL DEFAULT now());'
 case "${REQUEST_METHOD:-GET}" in
   POST)
     body="$(head -c "${CONTENT_LENGTH:-0}")"

@@ -9,7 +9,7 @@
 set -euo pipefail
 
 # Bump when the image recipe changes (images-rootfs.sh, image_config): it invalidates the cache.
-readonly RECIPE=5
+readonly RECIPE=8
 readonly HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 readonly CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/slipway-lab"
 readonly IMAGES_DIR="$CACHE_DIR/images"
