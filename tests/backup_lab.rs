@@ -36,6 +36,8 @@ const STACK_TEMPLATE: &str = r#"services:
     stop_signal: SIGINT
     deploy:
       replicas: 1
+      # The lab's kernel has no IPVS for virtual IPs: the API finds it by DNS.
+      endpoint_mode: dnsrr
   api:
     image: {{ api_image }}
     environment:
@@ -351,7 +353,7 @@ fn backups_are_drilled_copied_measured_reported_and_restored() {
         &format!(
             "printf 'global:\\n  scrape_interval: 2s\\nscrape_configs:\\n  - job_name: node\\n    static_configs:\\n      - targets: [\"127.0.0.1:9100\"]\\n' > /root/prometheus.yml && \
              docker run -d --name prometheus --network host -v /root/prometheus.yml:/etc/prometheus/prometheus.yml:ro {} \
-             --config.file=/etc/prometheus/prometheus.yml --web.listen-address=127.0.0.1:9090",
+             --config.file=/etc/prometheus/prometheus.yml --storage.tsdb.path=/prometheus --web.listen-address=127.0.0.1:9090",
             reg.image("prometheus")
         ),
     );

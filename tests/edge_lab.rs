@@ -5,7 +5,10 @@
 //! served and proxies to a small app stack; http:// redirects to https://; a
 //! redeploy of the edge stack and a restart of the node keep the certificate
 //! (same serial, no new issuance); a certificate made due is renewed by the
-//! timer's service and served without a redeploy. Also: the built-in
+//! timer's service and served without a redeploy. A lab host that keeps
+//! asking past the rate limit gets 429s, under its own address in the
+//! access log, and fail2ban bans it from 443 while others still get in.
+//! Also: the built-in
 //! nginx.conf, rendered, passes `nginx -t` in the lab's nginx image.
 
 mod common;
@@ -56,6 +59,16 @@ roles = ["swarm_cluster"]
 name = "edge"
 hosts = "all"
 roles = ["edge"]
+
+[[play]]
+name = "the edge's jail"
+hosts = "workers"
+roles = ["fail2ban"]
+
+[play.vars]
+fail2ban_edge = true
+fail2ban_edge_maxretry = 5
+fail2ban_edge_bantime = "10m"
 
 [[play]]
 name = "the app"
@@ -216,6 +229,7 @@ fn edge_serves_pebbles_certificate_keeps_it_and_renews_it() {
              swarm_networks = [{{ name = \"edge\", attachable = true, encrypted = false }}]\n\
              edge_routes = [{{ host = \"{NAME}\", upstream = \"app_app:8080\" }}]\n\
              edge_acme_email = \"ops@lab.test\"\nedge_acme_directory = \"https://pebble:14000/dir\"\n\
+             edge_rate_limit = \"60r/m\"\nedge_rate_burst = 10\n\
              edge_image = {nginx}\napp_image = {app}\n\
              \n[groups.workers]\nvars = {{ swarm_node_labels = {{ edge = \"true\" }} }}\n",
             addr = toml_str(&reg.address),
@@ -310,6 +324,40 @@ fn edge_serves_pebbles_certificate_keeps_it_and_renews_it() {
     assert!(challenge("missing").ends_with(" 404"));
     let log = lab.exec_ok(EDGE, "cat /var/log/slipway/edge/access.log");
     assert!(log.contains("\"GET /version HTTP/1.1\" 200"), "{log}");
+
+    // A lab host asking too fast: 429s under its own address, then banned
+    // from 443 by fail2ban, while this machine still gets in.
+    let abuser = lab.hosts[0].ip.clone();
+    let ask = format!(
+        "curl -sk --max-time 3 -o /dev/null -w '%{{http_code}}\\n' --resolve {NAME}:443:{ip} https://{NAME}/version"
+    );
+    let codes = lab.exec_ok(0, &format!("for i in $(seq 40); do {ask}; done"));
+    assert!(codes.contains("200") && codes.contains("429"), "{codes}");
+    let log = lab.exec_ok(EDGE, "cat /var/log/slipway/edge/access.log");
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with(&format!("{abuser} - ")) && l.contains("\" 429 ")),
+        "{log}"
+    );
+    wait_for(
+        "fail2ban to ban the abuser",
+        Duration::from_secs(60),
+        || {
+            lab.exec_ok(EDGE, "fail2ban-client status edge")
+                .contains(&abuser)
+                .then_some(())
+        },
+    );
+    wait_for("the ban to block 443", Duration::from_secs(30), || {
+        (!lab.exec(0, &ask).status.success()).then_some(())
+    });
+    assert!(https("/version").starts_with("HTTP/1.1 200"));
+    lab.exec_ok(EDGE, &format!("fail2ban-client set edge unbanip {abuser}"));
+    wait_for(
+        "the unbanned host to get in",
+        Duration::from_secs(30),
+        || lab.exec(0, &ask).status.success().then_some(()),
+    );
 
     // A redeploy (a new nginx.conf, so a new task) keeps the certificate.
     slipway_on(&["apply", "--yes", "-e", "edge_hsts_max_age=600"]).expect(0);
