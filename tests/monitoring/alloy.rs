@@ -157,7 +157,7 @@ fn every_component_is_defined_and_every_source_reaches_loki() {
     assert!(comps["loki.write.loki"].contains("node = constants.hostname"));
     assert!(comps["loki.relabel.journal"].contains("target_label  = \"unit\""));
     let files = &comps["local.file_match.files"];
-    for path in ["/var/log/*.log", "/app/logs/*.log"] {
+    for path in ["/var/log/**/*.log", "/app/logs/*.log"] {
         assert!(
             files.contains(&format!("\"__path__\" = \"{path}\"")),
             "{files}"
