@@ -91,9 +91,13 @@ pub fn details(r: &Report) -> Vec<String> {
 
 /// The mail's subject and body.
 pub fn email(r: &Report) -> (String, String) {
-    let head = headline(r);
-    let body = format!("{head}\n\n{}\n", details(r).join("\n"));
-    (head, body)
+    mail_message(&headline(r), &details(r).join("\n"))
+}
+
+/// A mail's subject and plain-text body for `head` and `body`: the headline
+/// is the subject and the body's first line, so a mail read alone says it.
+pub fn mail_message(head: &str, body: &str) -> (String, String) {
+    (head.to_string(), format!("{head}\n\n{body}\n"))
 }
 
 /// `{"text": ...}`: the headline, then the details as a code block (host and

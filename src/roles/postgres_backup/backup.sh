@@ -227,8 +227,9 @@ write_metrics() {
   set | grep '^M_' >"$METRICS_STATE"
 }
 
-# POSTs to each webhook the payload slipway rendered, with the error in it.
-# The URLs stay in root-only curl config files: never on a command line.
+# POSTs to each webhook the payload slipway rendered, with the error in it,
+# and mails it. The URLs and the SMTP login stay in root-only curl config
+# files: never on a command line. A notification that fails is logged only.
 notify() { # TEXT
   text=$(printf '%s' "$1" | tr -c 'A-Za-z0-9 .,:;/_=()+@%#-' ' ' | cut -c 1-1500)
   for hook in "$NOTIFY"/*.curl; do
@@ -237,6 +238,24 @@ notify() { # TEXT
       curl -fsS --max-time 10 -K "$hook" -H 'Content-Type: application/json' --data-binary @- >/dev/null ||
       log "notification by $(basename "${hook%.curl}") failed"
   done
+  send_mail "$text"
+}
+
+# The mail slipway rendered, dated now, TEXT folded in place of its marker
+# line, with the CRLF line ends SMTP wants; curl's SMTP settings and login
+# come from config files.
+send_mail() { # TEXT
+  [ -f "$NOTIFY/email.smtp" ] || return 0
+  login=''
+  [ ! -f "$NOTIFY/email.login" ] || login="$NOTIFY/email.login"
+  {
+    printf 'Date: %s\n' "$(date -R)"
+    while IFS= read -r line; do
+      if [ "$line" = @@DETAIL@@ ]; then printf '%s\n' "$1" | fold -s -w 76; else printf '%s\n' "$line"; fi
+    done <"$NOTIFY/email.txt"
+  } | sed 's/$/\r/' |
+    curl -sS --max-time 30 -K "$NOTIFY/email.smtp" ${login:+-K "$login"} --upload-file - ||
+    log "notification by e-mail failed"
 }
 
 finish() {

@@ -2,7 +2,7 @@
 //! the node that runs it, proven by a restore drill into a throwaway
 //! container, kept by a daily/weekly/monthly policy, copied off the node over
 //! SSH, reported to node-exporter's textfile collector and, when it fails, to
-//! the inventory's Slack and Discord webhooks by the host itself.
+//! the inventory's Slack and Discord webhooks and by e-mail, by the host itself.
 //!
 //! The work is one POSIX sh script on the host (`backup.sh`), run by a
 //! systemd timer, by `slipway backup` and `slipway restore`; this role
@@ -206,7 +206,7 @@ impl TypedRole for PostgresBackup {
 
     fn build(&self, v: Vars, ctx: &RoleContext<'_>) -> InputResult<Vec<Box<dyn Resource>>> {
         let copy = v.check(ctx)?;
-        let hooks = notify::files(ctx);
+        let hooks = notify::files(ctx)?;
         let mut packages = Vec::new();
         if hooks.iter().any(|f| f.content.is_some()) {
             packages.push("curl");

@@ -142,3 +142,104 @@ fn webhooks_get_a_rendered_payload_and_a_root_only_url_file() {
     );
     assert!(all.iter().any(|r| r.id() == "package:curl"));
 }
+
+#[test]
+fn mail_goes_by_curl_with_the_password_only_in_a_sensitive_login_file() {
+    let password = "smtp-pw-Zr81vq";
+    let text = format!(
+        "x = 1\n[notify.email]\nsmtp = \"mail.example.com:587\"\nusername = \"backup\"\n\
+         password = {{ secret = true, value = \"{password}\" }}\nfrom = \"slipway@example.com\"\n\
+         to = [\"Ops <ops@example.com>\", \"dba@example.com\"]\n"
+    );
+    let all = resources(role(), &inventory(&text), json!({})).unwrap();
+    let dir = "/etc/slipway/postgres-backup/notify";
+    assert_eq!(
+        content(&all, &format!("{dir}/email.smtp")).unwrap(),
+        "url = \"smtp://mail.example.com:587\"\nssl-reqd\nmail-from = \"slipway@example.com\"\n\
+         mail-rcpt = \"ops@example.com\"\nmail-rcpt = \"dba@example.com\"\n"
+    );
+    let message = content(&all, &format!("{dir}/email.txt")).unwrap();
+    let head = "slipway postgres_backup on m1: failure";
+    assert!(
+        message
+            .starts_with("From: slipway@example.com\nTo: Ops <ops@example.com>, dba@example.com\n"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("\nSubject: {head}\n")),
+        "{message}"
+    );
+    // The body is apply's failure mail, the host's error on the marker's line.
+    let (_, body) = crate::notify::format::mail_message(head, notify::DETAIL);
+    assert!(message.ends_with(&format!("\n\n{body}")), "{message}");
+    assert_eq!(body, format!("{head}\n\n@@DETAIL@@\n"));
+
+    // Planned on a host that has none of them: the password shows nowhere,
+    // its file is root's alone and never diffed.
+    let facts = crate::facts::HostFacts::default();
+    let observed = crate::resource::Observed::new("", &facts);
+    let planned: Vec<_> = all
+        .iter()
+        .filter_map(|r| r.plan(&observed).change)
+        .collect();
+    let shown = serde_json::to_string(&planned).unwrap();
+    assert!(!shown.contains(password), "{shown}");
+    let login = planned
+        .iter()
+        .find(|c| c.resource == format!("file:{dir}/email.login"))
+        .unwrap();
+    assert!(
+        matches!(
+            login.diff,
+            Some(crate::plan::change::Diff::Sensitive { .. })
+        ),
+        "{login:?}"
+    );
+    assert!(
+        serde_json::to_string(&login.attrs)
+            .unwrap()
+            .contains("0600"),
+        "{login:?}"
+    );
+    let file = all
+        .iter()
+        .find(|r| r.id() == format!("file:{dir}/email.login"))
+        .unwrap()
+        .content()
+        .unwrap();
+    assert!(file.sensitive);
+    assert_eq!(
+        file.bytes,
+        format!("user = \"backup:{password}\"\n").as_bytes()
+    );
+
+    // The script hands curl the config files, never the login itself.
+    let script = content(&all, SCRIPT).unwrap();
+    assert!(
+        script.contains(r#"curl -sS --max-time 30 -K "$NOTIFY/email.smtp" ${login:+-K "$login"} --upload-file -"#),
+        "{script}"
+    );
+    assert!(!script.contains("--user"));
+    assert!(all.iter().any(|r| r.id() == "package:curl"));
+}
+
+#[test]
+fn smtps_and_plain_smtp_have_their_own_url_and_no_login_file() {
+    let email = |tls: &str, smtp: &str| {
+        let text = format!(
+            "x = 1\n[notify.email]\nsmtp = \"{smtp}\"\ntls = \"{tls}\"\n\
+             from = \"s@example.com\"\nto = [\"o@example.com\"]\n"
+        );
+        let all = resources(role(), &inventory(&text), json!({})).unwrap();
+        assert_eq!(
+            content(&all, "/etc/slipway/postgres-backup/notify/email.login"),
+            None
+        );
+        content(&all, "/etc/slipway/postgres-backup/notify/email.smtp").unwrap()
+    };
+    assert!(
+        email("tls", "mail.example.com:465")
+            .starts_with("url = \"smtps://mail.example.com:465\"\nmail-from")
+    );
+    assert!(email("none", "[::1]:25").starts_with("url = \"smtp://[::1]:25\"\nmail-from"));
+}
