@@ -3,8 +3,8 @@
 //! through its API, backed up by the role's timer with a
 //! restore drill whose row counts match, copied to lab-2 over SSH with its
 //! checksum verified there; a corrupted backup fails its drill and the
-//! webhook hears of it; node-exporter serves the metrics and Prometheus
-//! scrapes them; `slipway backup`
+//! webhook and an SMTP server on this machine hear of it; node-exporter
+//! serves the metrics and Prometheus scrapes them; `slipway backup`
 //! runs one now; `slipway restore --from latest` brings a dropped table back.
 
 mod common;
@@ -12,11 +12,14 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::lab::Lab;
+use common::notify::MailServer;
 use common::receiver::Receiver;
 use common::registry::LabRegistry;
 use common::run::{Project, Run, run, slipway};
 
 const PASSWORD: &str = "pg-backup-Qw81zr5t";
+/// The SMTP login's password: the test server asks for none, the host's files hold it.
+const SMTP_PASSWORD: &str = "smtp-backup-Vb27kx4m";
 const TEXTFILE: &str = "/var/lib/node_exporter/textfile/slipway_postgres_backup.prom";
 
 fn toml_str(s: &str) -> String {
@@ -157,6 +160,9 @@ fn backups_are_drilled_copied_measured_reported_and_restored() {
     let reg = LabRegistry::ensure();
     let lab = Lab::start("backup", 2);
     let receiver = Receiver::start(&lab, &reg);
+    // On this machine, which lab hosts reach at their network's gateway.
+    let gateway = format!("{}.1", lab.hosts[0].ip.rsplit_once('.').unwrap().0);
+    let smtp = MailServer::start_on(&gateway);
     let p = Project::new();
     let key = p.path("copy_key");
     let out = std::process::Command::new("ssh-keygen")
@@ -180,7 +186,10 @@ fn backups_are_drilled_copied_measured_reported_and_restored() {
             "{base}\n[vars]\ndocker_source = \"distribution\"\ndocker_storage_driver = \"vfs\"\n\
              docker_registries = [{{ address = {addr}, ca = {ca}, username = {user}, password = {{ secret = true, value = {pw} }} }}]\n\
              postgres_image = {pg}\napi_image = {api}\n\
-             \n[notify]\ndiscord_webhook = {{ secret = true, value = {hook} }}\n",
+             \n[notify]\ndiscord_webhook = {{ secret = true, value = {hook} }}\n\
+             [notify.email]\nsmtp = \"{gateway}:{port}\"\ntls = \"none\"\nusername = \"backup\"\n\
+             password = {{ secret = true, value = \"{SMTP_PASSWORD}\" }}\n\
+             from = \"slipway@example.com\"\nto = [\"ops@example.com\"]\n",
             addr = toml_str(&reg.address),
             ca = toml_str(&reg.ca_pem),
             user = toml_str(&reg.username),
@@ -188,6 +197,7 @@ fn backups_are_drilled_copied_measured_reported_and_restored() {
             pg = toml_str(&reg.image("postgres")),
             api = toml_str(&reg.image("app:1.1")),
             hook = toml_str(&receiver.url),
+            port = smtp.port,
         ),
     );
     p.write("templates/stack.yml.j2", STACK_TEMPLATE);
@@ -227,7 +237,12 @@ fn backups_are_drilled_copied_measured_reported_and_restored() {
     // The timer's backup: drill passed with the same row counts, copy verified on lab-2.
     let started = Instant::now();
     let applied = db.apply("backup.toml").expect(0);
-    assert!(!applied.all().contains("PRIVATE KEY"), "{}", applied.all());
+    for secret in ["PRIVATE KEY", SMTP_PASSWORD] {
+        assert!(!applied.all().contains(secret), "{}", applied.all());
+    }
+    let login = "/etc/slipway/postgres-backup/notify/email.login";
+    let mode = db.lab.exec_ok(0, &format!("stat -c '%a %U' {login}"));
+    assert_eq!(mode.trim(), "600 root");
     eprintln!(
         "postgres_backup role: {:.0} s",
         started.elapsed().as_secs_f64()
@@ -297,6 +312,19 @@ fn backups_are_drilled_copied_measured_reported_and_restored() {
         content.starts_with("slipway postgres_backup on "),
         "{content}"
     );
+    // And by mail, sent by the host with curl over SMTP.
+    let mail = smtp.wait_for_mail();
+    let host = db.lab.hosts[0].name.clone();
+    for line in [
+        format!("Subject: slipway postgres_backup on {host}: failure"),
+        "To: ops@example.com".into(),
+        "Date: ".into(),
+        format!("drill of api_postgres/app on {host} failed:"),
+        "checksum mismatch".into(),
+    ] {
+        assert!(mail.contains(&line), "{line}: {mail}");
+    }
+    assert!(!mail.contains(SMTP_PASSWORD), "{mail}");
 
     // slipway backup: a new backup now, its drill passed.
     let started = Instant::now();
@@ -367,7 +395,6 @@ fn backups_are_drilled_copied_measured_reported_and_restored() {
 
     // A dropped table comes back; without a terminal, only with --yes.
     db.psql("DROP TABLE items; INSERT INTO users VALUES ('d');");
-    let host = db.lab.hosts[0].name.clone();
     let refused = db
         .slipway(&["restore", "--limit", &host, "--from", "latest"])
         .expect(1);

@@ -1,6 +1,7 @@
-//! Real endpoints for notifications on loopback: an HTTP server that records
+//! Real endpoints for notifications: an HTTP server on loopback that records
 //! every POST (python3's http.server) and an SMTP server that prints every
-//! mail (python3's smtpd DebuggingServer). Both are killed when dropped.
+//! mail (python3's smtpd DebuggingServer), on loopback or on an address lab
+//! hosts reach. Both are killed when dropped.
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
@@ -107,7 +108,13 @@ pub struct MailServer {
 }
 
 impl MailServer {
+    /// On loopback.
     pub fn start() -> MailServer {
+        Self::start_on("127.0.0.1")
+    }
+
+    /// On `ip`, an address of this machine: a lab network's gateway for lab hosts.
+    pub fn start_on(ip: &str) -> MailServer {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("mail.txt");
         let port = free_port();
@@ -122,7 +129,7 @@ impl MailServer {
                 "-c",
                 "DebuggingServer",
             ])
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(format!("{ip}:{port}"))
             .stdout(std::fs::File::create(&out).unwrap())
             .stderr(Stdio::null())
             .spawn()
@@ -134,7 +141,7 @@ impl MailServer {
             _dir: dir,
         };
         wait_for("the SMTP server to listen", || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
+            TcpStream::connect((ip, port)).is_ok()
         });
         server
     }
