@@ -54,6 +54,7 @@ pub fn files(ctx: &RoleContext<'_>) -> InputResult<Vec<File>> {
     let login = email
         .and_then(|e| e.login.as_ref())
         .map(|(user, password)| format!("user = {}\n", quoted(&format!("{user}:{password}"))));
+    // Not `*.curl`: the script takes every such file for a webhook.
     out.push(file("email.txt", message, false));
     out.push(file("email.smtp", smtp, false));
     out.push(file("email.login", login, true));
