@@ -161,6 +161,11 @@ fn complete(
     let Some(top) = doc.as_mapping_mut() else {
         return Err(error("renders no YAML mapping".into()));
     };
+    // Docker 20.10 (Debian 12's) refuses a stack file without a version
+    // ("unsupported Compose file version: 1.0"); newer ones accept this one.
+    if !top.contains_key("version") {
+        top.insert("version".into(), "3.8".into());
+    }
     for (section, keys) in [
         ("configs", v.app_configs.keys().collect::<Vec<_>>()),
         ("secrets", v.app_secrets.keys().collect()),
@@ -244,6 +249,10 @@ mod tests {
         let (stack, services) = complete("t", "shop", STACK, &vars()).unwrap();
         assert_eq!(services, ["nginx", "api"]);
         assert!(stack.starts_with("# Managed by slipway"), "{stack}");
+        assert!(
+            stack.contains("version: '3.8'") || stack.contains("version: \"3.8\""),
+            "{stack}"
+        );
         let doc: Value = serde_yaml_ng::from_str(&stack).unwrap();
         assert_eq!(
             doc["configs"]["nginx_conf"]["name"].as_str(),
